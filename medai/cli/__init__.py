@@ -1,0 +1,1 @@
+"""The ``medai`` command line: a thin layer over medai.api."""

@@ -1,0 +1,1 @@
+"""Explanations a clinician can read: one module per method."""

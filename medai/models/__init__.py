@@ -1,0 +1,7 @@
+"""Model registry and model families. Importing this package registers every built-in network."""
+
+from medai.models import cnn  # noqa: F401  (registers the CNNs)
+from medai.models.classifier import Classifier
+from medai.models.registry import NETWORKS, Registry
+
+__all__ = ["NETWORKS", "Registry", "Classifier"]

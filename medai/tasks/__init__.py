@@ -1,0 +1,22 @@
+"""Tasks tie a kind of data to models, training defaults, evaluation and explanation.
+
+Each task module provides ``train``, ``evaluate``, ``predict``, ``explain`` and ``build_model(config)``.
+Modules are imported lazily so that one task's optional dependencies never burden another.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from medai.errors import check_choice
+
+TASKS: dict[str, str] = {
+    "image-classification": "medai.tasks.image_classification",
+}
+
+
+def get_task(name: str) -> ModuleType:
+    """Return the module implementing task ``name`` (with a did-you-mean for unknown names)."""
+    check_choice("task", name, TASKS)
+    return importlib.import_module(TASKS[name])

@@ -1,0 +1,74 @@
+"""The model card (card.md) of an image classifier: data, intended use, metrics with CIs, limitations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def _metric_rows(metrics: dict) -> list[str]:
+    rows = ["| split | n | AUROC (95% CI) | AUPRC | accuracy | balanced acc. | sensitivity | specificity | Brier | ECE |",
+            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for split in ("val", "test"):
+        m = metrics.get(split)
+        if not m:
+            continue
+        ci = f" ({m['auroc_ci_low']:.3f}-{m['auroc_ci_high']:.3f})" if m.get("auroc_ci_low") is not None else ""
+        auroc = "n/a" if m.get("auroc") is None else f"{m['auroc']:.3f}{ci}"
+        auprc = "n/a" if m.get("auprc") is None else f"{m['auprc']:.3f}"
+        rows.append(
+            f"| {split} | {m['n_samples']} | {auroc} | {auprc} | {m['accuracy']:.3f} | {m['balanced_accuracy']:.3f} | "
+            f"{m['sensitivity']:.3f} | {m['specificity']:.3f} | {m['brier']:.3f} | {m['ece']:.3f} |"
+        )
+    return rows
+
+
+def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
+    """Markdown model card for a trained image classifier."""
+    labels = config["label_names"]
+    source = config["source"]
+    settings = config["settings"]
+    fit = metrics["fit"]
+    channels, height, width = config["input_shape"]
+    lines = [
+        f"# Model card: {config['network']} image classifier",
+        "",
+        f"Trained {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} with medai (task `{config['task']}`).",
+        "",
+        "## Intended use",
+        f"Research and decision support: classifies {channels}-channel {height}x{width} images into "
+        f"{', '.join(f'`{name}`' for name in labels)}. Not a medical device; it must not be the sole basis of a diagnosis. "
+        "Every prediction should be reviewed with its Grad-CAM heat map (`medai explain`).",
+        "",
+        "## Data",
+        f"- Source: {source.get('file') or source['format']} ({source['format']}), split: {source['split']}.",
+        f"- Sizes: {', '.join(f'{k} {v}' for k, v in split_sizes.items())}.",
+        "- Data fingerprints (sha256 of pixels and labels per split) are in config.json.",
+        "",
+        "## Training",
+        f"- Network `{config['network']}` with {config['network_kwargs']}; {settings['epochs']} epochs max, "
+        f"batch {settings['batch_size']}, one-cycle AdamW (peak lr {settings['learning_rate']}), seed {settings['seed']}, "
+        f"augmentation {'on' if settings['augment'] else 'off'}, class weights {settings['class_weight']}.",
+        f"- Best epoch {fit['best_epoch'] + 1} by validation AUROC ({fit['best_score']:.3f}); training took "
+        f"{fit['train_seconds']:.0f} s at {fit['samples_per_second']:.0f} images/s on {metrics['device']}.",
+        f"- Probabilities calibrated by temperature scaling on the validation split "
+        f"(T = {config['calibration']['temperature']:.3f}).",
+        "",
+        "## Metrics",
+        *_metric_rows(metrics),
+        "",
+        f"Sensitivity and specificity treat `{labels[1]}` as the positive class." if len(labels) == 2 else
+        "Multiclass: AUROC and AUPRC are one-vs-rest macro averages; sensitivity and specificity are macro averages.",
+        "The 95% confidence interval of the AUROC is a percentile bootstrap (1,000 resamples).",
+        "",
+        "## Limitations",
+        "- Evaluated on one source only; performance on other scanners, sites and populations is unknown until "
+        "validated externally (`medai evaluate BUNDLE --data OTHER --split all`).",
+        "- Small test sets give wide confidence intervals; read the interval, not only the point estimate.",
+        "- Grad-CAM shows where the network looked, at the resolution of its last convolution; it is not a segmentation.",
+        "",
+        "## Plots",
+        "![ROC](plots/roc.png) ![PR](plots/pr.png) ![Calibration](plots/calibration.png) "
+        "![Confusion](plots/confusion_matrix.png) ![Training](plots/training_curves.png)",
+        "",
+    ]  # fmt: skip
+    return "\n".join(lines)

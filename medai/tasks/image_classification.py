@@ -1,0 +1,308 @@
+"""Image classification: MedMNIST npz files, folders of PNG/JPEG/DICOM images -> CNN -> bundle.
+
+The defaults are the benchmarked recipe (``bench/image_classification.py``): ``compact_cnn``, 60 epochs of a
+one-cycle AdamW schedule, random affine + flip augmentation, best epoch by validation AUROC, temperature
+scaling fitted on the validation split.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medai.bundle import ModelBundle, save_bundle
+from medai.data.dataset import Dataset, concatenate
+from medai.data.splits import stratified_split
+from medai.engine.calibration import fit_temperature, softmax
+from medai.engine.metrics import classification_metrics
+from medai.engine.plots import save_evaluation_plots
+from medai.engine.trainer import Trainer, TrainerConfig
+from medai.errors import DataNotFoundError, InvalidInputError, check_choice
+from medai.models import NETWORKS, Classifier
+from medai.tasks import image_card
+from medai.transforms.image import RandomAffine, channel_statistics
+
+TASK = "image-classification"
+SPLITS = ("train", "val", "test", "all")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"}
+
+
+@dataclass
+class ImageClassificationSettings:
+    """User-facing settings of ``medai train --task image-classification``; the defaults are the benchmarked ones."""
+
+    model: str = "compact_cnn"  # registry name of the network
+    epochs: int = 60  # maximum epochs (the best epoch on validation AUROC is kept)
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int | None = None  # early stopping patience in epochs; None trains all epochs
+    seed: int = 0
+    device: str = "auto"
+    class_weight: str = "none"  # "balanced" weights the loss by inverse class frequency
+    augment: bool = True  # random affine + horizontal flip on training batches
+    image_size: int | None = None  # resize folder/DICOM images to this size (default: native size, or 128)
+    model_kwargs: dict = field(default_factory=dict)  # extra arguments for the network
+    progress: bool = True
+
+    def validate(self) -> ImageClassificationSettings:
+        NETWORKS.get(self.model)
+        check_choice("class_weight", self.class_weight, ["none", "balanced"])
+        if self.image_size is not None and self.image_size < 8:
+            raise InvalidInputError(f"The 'image_size' parameter must be >= 8; got {self.image_size}.")
+        return self
+
+    def trainer_config(self) -> TrainerConfig:
+        return TrainerConfig(
+            max_epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            patience=self.patience,
+            monitor="auroc",
+            seed=self.seed,
+            device=self.device,
+            progress=self.progress,
+        )
+
+
+# -- data -------------------------------------------------------------------------------------------------------
+
+
+def load_splits(data: str | Path, *, image_size: int | None = None, channels: int | None = None, seed: int = 0) -> tuple[dict[str, Dataset], dict]:
+    """Load labelled images as ``{"train", "val", "test"}`` Datasets plus a description of the source.
+
+    ``data`` is a MedMNIST ``.npz`` (official splits), a MedMNIST name such as ``breastmnist`` (found under
+    MEDAI_DATA_DIR, in the cache, or downloaded), or a folder of images (class sub-folders or ``labels.csv``),
+    split 70/10/20, stratified by label and grouped by patient where known, with ``seed``.
+    """
+    from medai.data.sources import images, medmnist
+
+    path = Path(data)
+    if path.is_dir():
+        dataset, report = images.load_image_folder(path, image_size=image_size, channels=channels)
+        parts = stratified_split(dataset, seed=seed)
+        splits = {name: dataset.subset(index) for name, index in parts.items()}
+        source = {"format": "image-folder", "split": "stratified 70/10/20", "split_seed": seed, "load_report": report.to_dict()}
+        return splits, source
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise InvalidInputError(f"{path.name} is a single image; training needs a folder of images or a MedMNIST .npz file.")
+    resolved = medmnist.resolve_medmnist(str(data))
+    splits = medmnist.load_npz(resolved)
+    _check_channels(splits, channels)
+    if "train" not in splits or "val" not in splits:
+        found = ", ".join(sorted(splits))
+        raise InvalidInputError(f"{resolved.name} holds the splits [{found}]; training needs train and val splits.")
+    return splits, {"format": "medmnist-npz", "file": resolved.name, "split": "official"}
+
+
+def _check_channels(splits: dict[str, Dataset], channels: int | None) -> None:
+    if channels is None:
+        return
+    for name, part in splits.items():
+        if part.schema.input_shape[0] != channels:
+            raise InvalidInputError(
+                f"Wrong channel count: the model expects {channels}-channel images but the {name} split holds "
+                f"{part.schema.input_shape[0]}-channel images."
+            )
+
+
+def _select(splits: dict[str, Dataset], split: str) -> Dataset:
+    check_choice("split", split, SPLITS)
+    if split == "all":
+        return concatenate([splits[name] for name in ("train", "val", "test") if name in splits])
+    if split not in splits:
+        raise InvalidInputError(f"The data has no {split!r} split; it has {sorted(splits)}. Use --split all for other data.")
+    return splits[split]
+
+
+# -- model ------------------------------------------------------------------------------------------------------
+
+
+def build_model(config: dict) -> Classifier:
+    """Rebuild the (untrained) model a config.json describes."""
+    network = NETWORKS.create(config["network"], **config["network_kwargs"])
+    prep = config["preprocessing"]
+    return Classifier(network, "image", prep["mean"], prep["std"], config.get("class_weight"), channels_last=config.get("channels_last", False))
+
+
+def _validation_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
+    metrics = classification_metrics(softmax(logits), labels, bootstrap=0)
+    auroc = metrics["auroc"]
+    return {"auroc": float("nan") if auroc is None else auroc, "accuracy": metrics["accuracy"]}
+
+
+# -- train / evaluate / predict / explain -------------------------------------------------------------------------
+
+
+def train(data: str | Path, out: str | Path, settings: ImageClassificationSettings | None = None, **overrides) -> ModelBundle:
+    """Train an image classifier on ``data`` and save it as a bundle in ``out``.
+
+    Args:
+        data: a MedMNIST npz, a MedMNIST name, or a folder of images (see ``load_splits``).
+        out: the bundle folder to write.
+        settings: an ImageClassificationSettings; keyword ``overrides`` replace its fields.
+
+    Returns:
+        The saved ModelBundle; ``bundle.metrics["test"]`` holds test metrics when the data has a test split.
+    """
+    settings = ImageClassificationSettings(**{**asdict(settings or ImageClassificationSettings()), **overrides}).validate()
+    splits, source = load_splits(data, image_size=settings.image_size, seed=settings.seed)
+    train_set, val_set = splits["train"], splits["val"]
+    schema = train_set.schema
+    channels, height, width = schema.input_shape
+    mean, std = channel_statistics(train_set.inputs)
+    counts = train_set.class_counts()
+    if (counts == 0).any():
+        missing = [schema.label_names[i] for i in np.flatnonzero(counts == 0)]
+        raise InvalidInputError(f"The training split has no images of class(es) {missing}; every class needs examples.")
+    class_weight = (counts.sum() / (len(counts) * counts)).tolist() if settings.class_weight == "balanced" else None
+    network_kwargs = {"in_channels": channels, "num_classes": schema.num_classes, "image_size": [height, width], **settings.model_kwargs}
+    config = {
+        "task": TASK,
+        "network": settings.model,
+        "network_kwargs": network_kwargs,
+        "class_weight": class_weight,
+        "channels_last": False,
+        "label_names": list(schema.label_names),
+        "input_shape": list(schema.input_shape),
+        "preprocessing": {"mean": mean, "std": std, "image_size": [height, width], "channels": channels, "scale": "0..1"},
+        "settings": asdict(settings),
+        "source": source,
+        "data_fingerprint": {name: part.fingerprint() for name, part in splits.items()},
+    }
+    torch.manual_seed(settings.seed)
+    model = build_model(config)
+    out = Path(out)
+    trainer = Trainer(
+        settings.trainer_config(),
+        train_transform=RandomAffine() if settings.augment else None,
+        metric_fn=_validation_metrics,
+        checkpoint_dir=out.with_name(f"{out.name}.checkpoint"),
+    )
+    fit = trainer.fit(model, train_set, val_set)
+    if not trainer.context.is_main:
+        return ModelBundle(model=model.eval(), config=config)
+    val_logits = trainer.predict(model, val_set)
+    config["calibration"] = {"method": "temperature", "temperature": fit_temperature(val_logits, val_set.labels), "fitted_on": "val"}
+    metrics = {"fit": fit.to_dict(), "device": str(trainer.device)}
+    with tempfile.TemporaryDirectory() as tmp:
+        plots = {}
+        for name in ("val", "test"):
+            if name in splits:
+                probabilities = _probabilities(model, splits[name], config, trainer)
+                metrics[name] = classification_metrics(probabilities, splits[name].labels, list(schema.label_names))
+        report_split = "test" if "test" in splits else "val"
+        probabilities = _probabilities(model, splits[report_split], config, trainer)
+        written = save_evaluation_plots(probabilities, splits[report_split].labels, list(schema.label_names), Path(tmp), history=fit.history)
+        plots = {f"plots/{path.name}": path for path in written.values()}
+        card = image_card.render(config, metrics, {k: len(v) for k, v in splits.items()})
+        bundle = save_bundle(
+            out, model, config, metrics=metrics, card=card, files=plots,
+            json_files={"splits.json": {name: part.ids.tolist() for name, part in splits.items()}},
+        )  # fmt: skip
+    _remove_checkpoint(trainer)
+    return bundle
+
+
+def _remove_checkpoint(trainer: Trainer) -> None:
+    import shutil
+
+    if trainer.checkpoint_dir is not None:
+        shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
+
+
+def _probabilities(model, dataset: Dataset, config: dict, trainer: Trainer | None = None) -> np.ndarray:
+    trainer = trainer or Trainer(TrainerConfig(device="cpu", progress=False))
+    logits = trainer.predict(model, dataset)
+    return softmax(logits, config.get("calibration", {}).get("temperature", 1.0))
+
+
+def _data_for_bundle(bundle: ModelBundle, data: str | Path) -> dict[str, Dataset]:
+    prep = bundle.config["preprocessing"]
+    seed = bundle.config["settings"]["seed"]
+    splits, _ = load_splits(data, image_size=prep["image_size"][0] if Path(data).is_dir() else None, channels=prep["channels"], seed=seed)
+    expected = tuple(bundle.config["input_shape"])
+    for name, part in splits.items():
+        if part.schema.input_shape != expected:
+            raise InvalidInputError(
+                f"Wrong image size: the model expects images of shape {expected} (channels, height, width); "
+                f"the {name} split holds {part.schema.input_shape}."
+            )
+    return splits
+
+
+def evaluate(bundle: ModelBundle, data: str | Path, split: str = "test", *, bootstrap: int = 1000, plots_dir: str | Path | None = None) -> dict:
+    """Metrics of a bundle on one split (or ``"all"``) of ``data``; optionally writes plots to ``plots_dir``."""
+    part = _select(_data_for_bundle(bundle, data), split)
+    if part.labels is None:
+        raise InvalidInputError("Evaluation needs labels; the data has none.")
+    probabilities = _probabilities(bundle.model, part, bundle.config)
+    metrics = classification_metrics(probabilities, part.labels, bundle.label_names, bootstrap=bootstrap)
+    if plots_dir is not None:
+        save_evaluation_plots(probabilities, part.labels, bundle.label_names, Path(plots_dir))
+    return metrics
+
+
+def predict(bundle: ModelBundle, inputs: list[str | Path], split: str = "test") -> list[dict]:
+    """Label and class probabilities for image files, or for every image of one split of an npz/folder."""
+    results = []
+    for item in inputs:
+        dataset = _inputs_as_dataset(bundle, Path(item), split)
+        probabilities = _probabilities(bundle.model, dataset, bundle.config)
+        for record_id, row in zip(dataset.ids, probabilities):
+            best = int(np.argmax(row))
+            results.append({
+                "input": record_id,
+                "label": bundle.label_names[best],
+                "probabilities": {name: float(p) for name, p in zip(bundle.label_names, row)},
+            })  # fmt: skip
+    return results
+
+
+def _inputs_as_dataset(bundle: ModelBundle, path: Path, split: str) -> Dataset:
+    from medai.data.dataset import Schema
+    from medai.data.sources.images import read_image
+
+    if not path.exists():
+        raise DataNotFoundError(f"Input {path} does not exist; expected an image file, an .npz or a folder.")
+    if path.is_dir() or path.suffix.lower() == ".npz":
+        return _select(_data_for_bundle(bundle, path), split)
+    prep = bundle.config["preprocessing"]
+    image = read_image(path, channels=prep["channels"], image_size=tuple(prep["image_size"]))
+    schema = Schema("image", "binary" if len(bundle.label_names) == 2 else "multiclass", bundle.label_names, image.shape, "file")
+    return Dataset(image[None], None, np.array([path.name]), schema)
+
+
+def explain(bundle: ModelBundle, image: str | Path, out: str | Path, *, target: str | None = None, split: str = "test", index: int = 0) -> dict:
+    """Grad-CAM heat map for one image, overlaid on it and saved as PNG at ``out``.
+
+    ``image`` is an image file, or an npz/folder from which record ``index`` of ``split`` is taken.
+    ``target`` names the class to explain (default: the predicted class).
+    """
+    from medai.explain.gradcam import explain_image
+
+    dataset = _inputs_as_dataset(bundle, Path(image), split)
+    if not 0 <= index < len(dataset):
+        raise InvalidInputError(f"--index must lie in [0, {len(dataset) - 1}]; got {index}.")
+    one = dataset.subset([index])
+    probabilities = _probabilities(bundle.model, one, bundle.config)[0]
+    names = bundle.label_names
+    target_index = int(np.argmax(probabilities)) if target is None else names.index(check_choice("target", target, names))
+    explain_image(bundle.model, one.inputs[0], target_index, out, title=_explain_title(names, probabilities, target_index))
+    return {
+        "input": str(one.ids[0]),
+        "label": names[int(np.argmax(probabilities))],
+        "probabilities": {n: float(p) for n, p in zip(names, probabilities)},
+        "explained_class": names[target_index],
+        "method": "grad-cam",
+        "heatmap": str(out),
+    }
+
+
+def _explain_title(names: list[str], probabilities: np.ndarray, target: int) -> str:
+    return f"Grad-CAM for '{names[target]}' (p = {probabilities[target]:.2f})"

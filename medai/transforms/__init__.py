@@ -1,0 +1,1 @@
+"""Transforms: augmentation applied to training batches, preprocessing fitted on the training split."""

@@ -1,0 +1,171 @@
+"""The CLI contract, through typer's CliRunner, on a tiny synthetic MedMNIST-format file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from medai.cli.main import app
+from tests.conftest import write_npz
+
+runner = CliRunner()
+TRAIN = ["train", "--task", "image-classification", "--epochs", "3", "--batch-size", "16", "--quiet", "--device", "cpu"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    data = write_npz(folder / "tiny.npz")
+    result = invoke(*TRAIN, "--data", data, "--out", folder / "bundle", "--json")
+    assert result.exit_code == 0, result.output
+    return folder, data, folder / "bundle", json.loads(result.stdout)
+
+
+def test_train_writes_a_complete_bundle(trained):
+    _, _, bundle, summary = trained
+    assert summary["bundle"] == str(bundle)
+    for name in ("model.safetensors", "config.json", "metrics.json", "card.md", "splits.json", "plots/roc.png",
+                 "plots/pr.png", "plots/calibration.png", "plots/confusion_matrix.png", "plots/training_curves.png"):  # fmt: skip
+        assert (bundle / name).is_file(), name
+    assert not (bundle.parent / "bundle.checkpoint").exists()
+    card = (bundle / "card.md").read_text()
+    assert "AUROC" in card and "Limitations" in card and "Intended use" in card
+
+
+def test_evaluate_prints_lower_case_metric_keys(trained):
+    _, data, bundle, _ = trained
+    result = invoke("evaluate", bundle, "--data", data, "--split", "test", "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    for key in ("auroc", "auprc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1", "brier", "ece",
+                "confusion_matrix", "auroc_ci_low", "auroc_ci_high"):  # fmt: skip
+        assert key in metrics, key
+    assert metrics["n_samples"] == 16
+
+
+def test_predict_matches_evaluate_probabilities(trained, tmp_path):
+    folder, data, bundle, _ = trained
+    from medai import api
+    from medai.bundle import load_bundle
+    from medai.tasks.image_classification import _data_for_bundle, _probabilities
+
+    loaded = load_bundle(bundle)
+    expected = _probabilities(loaded.model, _data_for_bundle(loaded, data)["test"], loaded.config)
+    result = invoke("predict", bundle, data, "--split", "test", "--json")
+    assert result.exit_code == 0, result.output
+    predicted = json.loads(result.stdout)
+    assert len(predicted) == 16
+    got = np.array([[p["probabilities"][n] for n in loaded.label_names] for p in predicted])
+    assert np.array_equal(got, expected.astype(float))
+    image = np.load(data)["test_images"][3]
+    Image.fromarray(image).save(tmp_path / "one.png")
+    single = api.predict(loaded, [tmp_path / "one.png"])
+    assert single[0]["probabilities"] == predicted[3]["probabilities"]
+    assert single[0]["label"] in loaded.label_names
+
+
+def test_explain_writes_a_heat_map(trained, tmp_path):
+    _, data, bundle, _ = trained
+    out = tmp_path / "cam.png"
+    result = invoke("explain", bundle, data, "--index", 2, "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(result.stdout)["method"] == "grad-cam"
+
+
+def test_same_seed_twice_gives_identical_metrics(trained, tmp_path):
+    _, data, _, summary = trained
+    again = invoke(*TRAIN, "--data", data, "--out", tmp_path / "again", "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["test"] == summary["test"]
+
+
+def _write(path, content: bytes):
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_bad, message",
+    [
+        (lambda p: p / "missing.npz", "No file at"),
+        (lambda p: _write(p / "corrupt.npz", b"PK\x03\x04garbage"), "npz"),
+        (lambda p: _write(p / "text.npz", b"hello"), "npz"),
+    ],
+)
+def test_bad_data_gives_one_line_error_and_no_bundle(tmp_path, make_bad, message):
+    bad = make_bad(tmp_path)
+    result = invoke(*TRAIN, "--data", bad, "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert result.output.strip().startswith("error:") and message in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_npz_is_reported(tmp_path):
+    good = write_npz(tmp_path / "good.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])
+    result = invoke(*TRAIN, "--data", tmp_path / "cut.npz", "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output
+
+
+def test_unknown_model_and_task_get_did_you_mean(tmp_path, tiny_npz):
+    result = invoke(*TRAIN, "--data", tiny_npz, "--out", tmp_path / "o", "--model", "resnet-18")
+    assert result.exit_code == 2 and "Did you mean 'resnet18'" in result.output
+    result = invoke("train", "--task", "image-clasification", "--data", tiny_npz, "--out", tmp_path / "o")
+    assert result.exit_code == 2 and "Did you mean 'image-classification'" in result.output
+
+
+def test_wrong_channel_count_and_size_are_named(trained, tmp_path):
+    _, _, bundle, _ = trained
+    rgb = write_npz(tmp_path / "rgb.npz", channels=3)
+    result = invoke("evaluate", bundle, "--data", rgb, "--json")
+    assert result.exit_code == 2 and "channel" in result.output
+    big = write_npz(tmp_path / "big.npz", size=24)
+    result = invoke("evaluate", bundle, "--data", big, "--json")
+    assert result.exit_code == 2 and "Wrong image size" in result.output
+
+
+def test_predict_on_a_file_that_is_not_an_image(trained, tmp_path):
+    _, _, bundle, _ = trained
+    (tmp_path / "notes.png").write_text("not an image")
+    result = invoke("predict", bundle, tmp_path / "notes.png", "--json")
+    assert result.exit_code == 2 and "notes.png" in result.output and "Traceback" not in result.output
+
+
+def test_tampered_bundle_is_refused(trained, tmp_path):
+    import shutil
+
+    _, data, bundle, _ = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    weights = copy / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-2] ^= 1
+    weights.write_bytes(bytes(raw))
+    result = invoke("evaluate", copy, "--data", data)
+    assert result.exit_code == 2 and "checksum" in result.output
+
+
+def test_models_and_datasets_listings():
+    result = invoke("models", "--json")
+    assert result.exit_code == 0
+    assert {"classic_cnn", "compact_cnn", "resnet18"} <= {m["name"] for m in json.loads(result.stdout)}
+    result = invoke("datasets", "--json")
+    assert result.exit_code == 0
+    assert {"breastmnist", "pneumoniamnist"} <= {d["name"] for d in json.loads(result.stdout)}
+
+
+def test_demo_without_data_or_network_says_what_it_could_not_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDAI_DATA_DIR", str(tmp_path / "nodata"))
+    result = invoke("demo", "--out", tmp_path / "demo", "--quiet")
+    assert result.exit_code == 3
+    assert "skipped breastmnist" in result.output and "nothing could be run" in result.output

@@ -1,0 +1,128 @@
+"""Trainer: determinism, best-epoch selection, early stopping, exact resume after an interruption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medai.data import Dataset, Schema
+from medai.engine.trainer import Trainer, TrainerConfig, resolve_device
+from medai.errors import InvalidInputError
+from medai.models import NETWORKS, Classifier
+from medai.transforms.image import RandomAffine
+from tests.conftest import make_images
+
+
+def _data(n: int, seed: int) -> Dataset:
+    images, labels = make_images(n, 16, seed)
+    schema = Schema("image", "binary", ("right", "left"), (1, 16, 16))
+    return Dataset(images[:, None].astype(np.float32) / 255, labels, np.arange(n), schema)
+
+
+def _model(seed: int = 0) -> Classifier:
+    torch.manual_seed(seed)
+    return Classifier(NETWORKS.create("compact_cnn", image_size=16, width=4), "image", [0.2], [0.3])
+
+
+def _accuracy(logits, labels):
+    return {"accuracy": float((logits.argmax(1) == labels).mean())}
+
+
+def _fit(epochs=4, checkpoint_dir=None, metric_fn=_accuracy, **config):
+    trainer = Trainer(
+        TrainerConfig(max_epochs=epochs, batch_size=8, monitor="accuracy", progress=False, **config),
+        train_transform=RandomAffine(),
+        metric_fn=metric_fn,
+        checkpoint_dir=checkpoint_dir,
+    )
+    model = _model()
+    result = trainer.fit(model, _data(40, 0), _data(16, 1))
+    return model, result
+
+
+def test_same_seed_gives_identical_weights_and_history():
+    model_a, result_a = _fit()
+    model_b, result_b = _fit()
+    assert result_a.history == result_b.history
+    for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_other_seed_gives_other_weights():
+    model_a, _ = _fit(seed=0)
+    model_b, _ = _fit(seed=1)
+    assert not all(torch.equal(a, b) for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values()))
+
+
+def test_learns_the_synthetic_task_and_keeps_the_best_epoch():
+    _, result = _fit(epochs=8)
+    scores = [h["val_accuracy"] for h in result.history]
+    assert result.best_score == max(scores) and result.best_epoch == scores.index(max(scores))
+    assert result.best_score >= 0.8
+    assert result.samples_per_second > 0 and result.train_samples == 8 * 40
+
+
+def test_early_stopping_stops_after_patience():
+    calls = []
+
+    def flat(logits, labels):
+        calls.append(1)
+        return {"accuracy": 0.5}
+
+    _, result = _fit(epochs=10, metric_fn=flat, patience=2)
+    assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 0
+
+
+def test_resume_after_interruption_gives_the_uninterrupted_result(tmp_path):
+    reference, reference_result = _fit(epochs=4)
+    calls = {"n": 0}
+
+    def interrupt_third_epoch(logits, labels):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return _accuracy(logits, labels)
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit(epochs=4, checkpoint_dir=tmp_path / "ckpt", metric_fn=interrupt_third_epoch)
+    assert (tmp_path / "ckpt" / "state.safetensors").exists()
+    resumed, result = _fit(epochs=4, checkpoint_dir=tmp_path / "ckpt")
+    assert result.resumed_from_epoch == 2
+    assert [h["val_accuracy"] for h in result.history] == [h["val_accuracy"] for h in reference_result.history]
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_resume_refuses_a_checkpoint_with_other_settings(tmp_path):
+    _fit(epochs=2, checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(InvalidInputError, match="other settings"):
+        _fit(epochs=3, checkpoint_dir=tmp_path / "ckpt")
+
+
+def test_checkpoints_contain_no_pickle(tmp_path):
+    _fit(epochs=1, checkpoint_dir=tmp_path / "ckpt")
+    names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert names == ["state.json", "state.safetensors"]
+
+
+@pytest.mark.parametrize("bad", [{"max_epochs": 0}, {"batch_size": -1}, {"learning_rate": 0.0}, {"patience": 0}])
+def test_invalid_settings_are_named(bad):
+    with pytest.raises(InvalidInputError, match=next(iter(bad))):
+        TrainerConfig(**bad).validate()
+
+
+def test_device_selection():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(InvalidInputError, match="Did you mean 'cuda'"):
+        resolve_device("cdua")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidInputError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+def test_monitor_must_be_a_computed_metric():
+    trainer = Trainer(TrainerConfig(max_epochs=1, batch_size=8, monitor="auroc", progress=False))
+    with pytest.raises(InvalidInputError, match="'auroc' is not computed"):
+        trainer.fit(_model(), _data(16, 0), _data(8, 1))
