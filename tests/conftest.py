@@ -12,13 +12,16 @@ from medai import settings
 
 
 def make_images(n: int, size: int = 16, seed: int = 0, channels: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Class 1 images carry a bright blob on the left half, class 0 on the right; uint8 (n, size, size[, 3])."""
+    """Class 1 images carry a bright blob in the top half, class 0 in the bottom half; uint8 (n, size, size[, 3]).
+
+    Top/bottom rather than left/right: the default augmentation flips images horizontally.
+    """
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 2
     images = rng.integers(0, 60, size=(n, size, size)).astype(np.uint8)
     for i, label in enumerate(labels):
-        col = size // 4 if label else 3 * size // 4
-        row = rng.integers(size // 4, 3 * size // 4)
+        row = size // 4 if label else 3 * size // 4
+        col = rng.integers(size // 4, 3 * size // 4)
         images[i, row - 2 : row + 2, col - 2 : col + 2] = 230
     if channels == 3:
         images = np.repeat(images[..., None], 3, axis=-1)

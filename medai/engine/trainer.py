@@ -72,6 +72,7 @@ class FitResult:
     train_samples: int = 0  # samples processed in training steps (this process)
     resumed_from_epoch: int | None = None  # epochs already done when a checkpoint was resumed
     stopped_early: bool = False
+    max_epochs: int = 0  # the epoch budget the run was given
 
     @property
     def samples_per_second(self) -> float:
@@ -149,7 +150,7 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=cfg.learning_rate, total_steps=cfg.max_epochs * steps_per_epoch, pct_start=cfg.warmup_fraction
         )
-        result, best_state, bad_epochs = FitResult(), None, 0
+        result, best_state, bad_epochs = FitResult(max_epochs=cfg.max_epochs), None, 0
         restored = self._restore(model, optimizer, scheduler)
         if restored:
             result, best_state, bad_epochs = restored

@@ -33,7 +33,7 @@ class Classifier(nn.Module):
         channels_last: bool = False,
     ):
         super().__init__()
-        self.network = network
+        self.network = network.to(memory_format=torch.channels_last) if channels_last else network
         self.input_key = input_key
         self.channels_last = channels_last
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))

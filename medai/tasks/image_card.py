@@ -45,7 +45,7 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         "- Data fingerprints (sha256 of pixels and labels per split) are in config.json.",
         "",
         "## Training",
-        f"- Network `{config['network']}` with {config['network_kwargs']}; {settings['epochs']} epochs max, "
+        f"- Network `{config['network']}` with {config['network_kwargs']}; {fit['max_epochs']} epochs max, "
         f"batch {settings['batch_size']}, one-cycle AdamW (peak lr {settings['learning_rate']}), seed {settings['seed']}, "
         f"augmentation {'on' if settings['augment'] else 'off'}, class weights {settings['class_weight']}.",
         f"- Best epoch {fit['best_epoch'] + 1} by validation AUROC ({fit['best_score']:.3f}); training took "

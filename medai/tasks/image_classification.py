@@ -1,8 +1,8 @@
 """Image classification: MedMNIST npz files, folders of PNG/JPEG/DICOM images -> CNN -> bundle.
 
-The defaults are the benchmarked recipe (``bench/image_classification.py``): ``compact_cnn``, 60 epochs of a
-one-cycle AdamW schedule, random affine + flip augmentation, best epoch by validation AUROC, temperature
-scaling fitted on the validation split.
+The defaults are the benchmarked recipe (``bench/image_classification.py``): ``compact_cnn``, a one-cycle AdamW
+schedule over 60 epochs for small training sets down to 30 for large ones (``auto_epochs``), random affine +
+flip augmentation, best epoch by validation AUROC, temperature scaling fitted on the validation split.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class ImageClassificationSettings:
     """User-facing settings of ``medai train --task image-classification``; the defaults are the benchmarked ones."""
 
     model: str = "compact_cnn"  # registry name of the network
-    epochs: int = 60  # maximum epochs (the best epoch on validation AUROC is kept)
+    epochs: int | None = None  # maximum epochs (best on validation AUROC kept); None: auto_epochs(training size)
     batch_size: int = 64
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
@@ -51,14 +51,16 @@ class ImageClassificationSettings:
 
     def validate(self) -> ImageClassificationSettings:
         NETWORKS.get(self.model)
+        if self.epochs is not None and self.epochs < 1:
+            raise InvalidInputError(f"The 'epochs' parameter must be an int >= 1 (or None for auto); got {self.epochs}.")
         check_choice("class_weight", self.class_weight, ["none", "balanced"])
         if self.image_size is not None and self.image_size < 8:
             raise InvalidInputError(f"The 'image_size' parameter must be >= 8; got {self.image_size}.")
         return self
 
-    def trainer_config(self) -> TrainerConfig:
+    def trainer_config(self, n_train: int) -> TrainerConfig:
         return TrainerConfig(
-            max_epochs=self.epochs,
+            max_epochs=self.epochs or auto_epochs(n_train),
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
@@ -68,6 +70,15 @@ class ImageClassificationSettings:
             device=self.device,
             progress=self.progress,
         )
+
+
+def auto_epochs(n_train: int) -> int:
+    """Default epochs: 60 for up to ~1,000 training images, fewer for larger sets (60·sqrt(1000/n), at least 30).
+
+    Chosen on validation AUROC (BreastMNIST, 546 images: best epochs 26-46 of 60; PneumoniaMNIST, 4,708 images:
+    best epoch 28 of 30), keeping PneumoniaMNIST training near 5 minutes on 2 CPU cores.
+    """
+    return int(min(60, max(30, round(60 * (1000 / max(n_train, 1)) ** 0.5))))
 
 
 # -- data -------------------------------------------------------------------------------------------------------
@@ -167,7 +178,7 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
         "network": settings.model,
         "network_kwargs": network_kwargs,
         "class_weight": class_weight,
-        "channels_last": False,
+        "channels_last": True,  # measured faster for these CNNs on CPU (bench/image_classification.py)
         "label_names": list(schema.label_names),
         "input_shape": list(schema.input_shape),
         "preprocessing": {"mean": mean, "std": std, "image_size": [height, width], "channels": channels, "scale": "0..1"},
@@ -179,7 +190,7 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
     model = build_model(config)
     out = Path(out)
     trainer = Trainer(
-        settings.trainer_config(),
+        settings.trainer_config(len(train_set)),
         train_transform=RandomAffine() if settings.augment else None,
         metric_fn=_validation_metrics,
         checkpoint_dir=out.with_name(f"{out.name}.checkpoint"),

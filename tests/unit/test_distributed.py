@@ -17,7 +17,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     data = write_npz(tmp_path / "tiny.npz")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDAI_OFFLINE": "1"}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "medai", "train", "--task", "image-classification", "--data", str(data), "--out", str(tmp_path / "ddp"),
         "--epochs", "2", "--batch-size", "16", "--device", "cpu", "--quiet", "--json",
     ]  # fmt: skip
