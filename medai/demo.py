@@ -102,7 +102,7 @@ def _section(name: str, result: dict) -> str:
     )
     return (
         f"<h2>{html.escape(name)}</h2>"
-        f"<p>Model <code>{html.escape(bundle.config['network'])}</code>, best epoch {fit['best_epoch'] + 1}, "
+        f"<p>Model <code>{html.escape(bundle.config['network'])}</code>, best epochs {', '.join(str(e + 1) for e in fit['best_epochs'])}, "
         f"{fit['train_seconds']:.0f} s of training ({fit['samples_per_second']:.0f} images/s). Bundle: "
         f"<code>{html.escape(str(bundle.path))}</code>.</p>"
         f"<table><tr><th>test metric</th><th>medai</th><th>{html.escape(published.get('model', 'published'))}</th></tr>{rows}</table>"

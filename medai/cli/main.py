@@ -41,6 +41,7 @@ def train(
     patience: Annotated[Optional[int], typer.Option(help="Stop after N epochs without improvement.")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="Resize folder/DICOM images to this size.")] = None,
     class_weight: Annotated[Optional[str], typer.Option(help="none or balanced.")] = None,
+    ensemble: Annotated[Optional[int], typer.Option(help="Members of a deep ensemble (default: by data size).")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Training augmentation.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     as_json: JsonFlag = False,
@@ -49,18 +50,20 @@ def train(
     from medai import api
 
     given = dict(model=model, epochs=epochs, seed=seed, device=device, batch_size=batch_size, learning_rate=learning_rate,
-                 patience=patience, image_size=image_size, class_weight=class_weight, augment=augment)  # fmt: skip
+                 patience=patience, image_size=image_size, class_weight=class_weight, augment=augment,
+                 ensemble=ensemble)  # fmt: skip
     settings = {k: v for k, v in given.items() if v is not None}
     bundle = api.train(task, data, out, progress=not quiet, **settings)
     if not bundle.metrics:  # a non-zero rank under torchrun: rank 0 reports
         return
     summary = {"bundle": str(bundle.path), **{s: _headline(bundle.metrics.get(s)) for s in ("val", "test") if s in bundle.metrics}}
-    summary["best_epoch"] = bundle.metrics["fit"]["best_epoch"]
+    summary["best_epochs"] = bundle.metrics["fit"]["best_epochs"]
     summary["train_seconds"] = round(bundle.metrics["fit"]["train_seconds"], 1)
     if as_json:
         _print_json(summary)
     else:
-        typer.echo(f"saved {bundle.path}  (best epoch {summary['best_epoch'] + 1}, {summary['train_seconds']} s of training)")
+        epochs = ", ".join(str(e + 1) for e in summary["best_epochs"])
+        typer.echo(f"saved {bundle.path}  (best epochs {epochs}; {summary['train_seconds']} s of training)")
         for split in ("val", "test"):
             if split in summary:
                 typer.echo(f"  {split:5s} " + "  ".join(f"{k} {v:.3f}" for k, v in summary[split].items() if v is not None))

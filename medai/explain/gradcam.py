@@ -22,8 +22,11 @@ def last_convolution(network: nn.Module) -> nn.Conv2d:
 def gradcam(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray:
     """Grad-CAM map for ``target`` on one image.
 
+    For an ensemble the map is ReLU of the summed member maps: the ensemble's logit is the mean of the members',
+    so each member's last convolution receives its share of the gradient.
+
     Args:
-        model: a medai Classifier (batch dict in, ``{"logits"}`` out) whose network is a CNN.
+        model: a medai Classifier (batch dict in, ``{"logits"}`` out) whose network is a CNN or an ensemble of CNNs.
         image: array of shape (channels, height, width) in [0, 1].
         target: the class index to explain.
 
@@ -32,15 +35,22 @@ def gradcam(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray:
     """
     attr = require("captum.attr", "explain")
     model = model.eval()
-    key = getattr(model, "input_key", "image")
-    layer = last_convolution(getattr(model, "network", model))
+    network = getattr(model, "network", model)
+    members = list(network.members) if hasattr(network, "members") else [network]
+    if hasattr(model, "network_logits"):
+        forward = model.network_logits
+    else:
+        key = getattr(model, "input_key", "image")
 
-    def forward(images: torch.Tensor) -> torch.Tensor:
-        return model({key: images})["logits"]
+        def forward(images: torch.Tensor) -> torch.Tensor:
+            return model({key: images})["logits"]
 
     inputs = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None].requires_grad_(True)
-    cam = attr.LayerGradCam(forward, layer).attribute(inputs, target=int(target), relu_attributions=True)
-    cam = attr.LayerAttribution.interpolate(cam, tuple(image.shape[1:]), interpolate_mode="bilinear")
+    cam = sum(
+        attr.LayerGradCam(forward, last_convolution(member)).attribute(inputs, target=int(target), relu_attributions=False)
+        for member in members
+    )
+    cam = attr.LayerAttribution.interpolate(cam.clamp_min(0), tuple(image.shape[1:]), interpolate_mode="bilinear")
     heat = cam.detach()[0, 0].clamp_min(0).numpy()  # (height, width)
     peak = heat.max()
     return heat / peak if peak > 0 else heat

@@ -21,6 +21,8 @@ class Classifier(nn.Module):
         std: per-channel standard deviation fitted on the training split, shape (channels,).
         class_weight: optional loss weight per class, shape (num_classes,).
         channels_last: run 4-D inputs in channels-last memory format (faster for convolutions on CPU).
+        test_time_flip: in eval mode, average the logits of each image and its left-right mirror image
+            (use it when training augmentation flips images too).
     """
 
     def __init__(
@@ -31,11 +33,13 @@ class Classifier(nn.Module):
         std: list[float],
         class_weight: list[float] | None = None,
         channels_last: bool = False,
+        test_time_flip: bool = False,
     ):
         super().__init__()
         self.network = network.to(memory_format=torch.channels_last) if channels_last else network
         self.input_key = input_key
         self.channels_last = channels_last
+        self.test_time_flip = test_time_flip
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).clamp_min(1e-6))
         weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
@@ -46,11 +50,18 @@ class Classifier(nn.Module):
         shape = (1, -1) + (1,) * (inputs.dim() - 2)
         return (inputs - self.mean.view(shape)) / self.std.view(shape)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        inputs = self.standardise(batch[self.input_key].float())  # (batch, channels, ...)
+    def network_logits(self, raw_inputs: torch.Tensor) -> torch.Tensor:
+        """Logits of the network alone (no test-time flip) for raw inputs; what explainers differentiate."""
+        inputs = self.standardise(raw_inputs.float())  # (batch, channels, ...)
         if self.channels_last and inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        logits = self.network(inputs)  # (batch, num_classes)
+        return self.network(inputs)  # (batch, num_classes)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raw = batch[self.input_key]
+        logits = self.network_logits(raw)
+        if self.test_time_flip and not self.training:
+            logits = (logits + self.network_logits(raw.flip(-1))) / 2
         output = {"logits": logits}
         if "label" in batch:
             output["loss"] = F.cross_entropy(logits, batch["label"], weight=self.class_weight)

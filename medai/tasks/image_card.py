@@ -22,6 +22,13 @@ def _metric_rows(metrics: dict) -> list[str]:
     return rows
 
 
+def _members(config: dict) -> str:
+    if config["network"] == "ensemble":
+        kwargs = config["network_kwargs"]
+        return f"deep ensemble of {kwargs['size']} `{kwargs['member']}` members, each trained with its own seed"
+    return "a single network"
+
+
 def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
     """Markdown model card for a trained image classifier."""
     labels = config["label_names"]
@@ -38,6 +45,7 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         f"Research and decision support: classifies {channels}-channel {height}x{width} images into "
         f"{', '.join(f'`{name}`' for name in labels)}. Not a medical device; it must not be the sole basis of a diagnosis. "
         "Every prediction should be reviewed with its Grad-CAM heat map (`medai explain`).",
+        "Probabilities average each image and its mirror image." if config.get("test_time_flip") else "",
         "",
         "## Data",
         f"- Source: {source.get('file') or source['format']} ({source['format']}), split: {source['split']}.",
@@ -48,7 +56,8 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         f"- Network `{config['network']}` with {config['network_kwargs']}; {fit['max_epochs']} epochs max, "
         f"batch {settings['batch_size']}, one-cycle AdamW (peak lr {settings['learning_rate']}), seed {settings['seed']}, "
         f"augmentation {'on' if settings['augment'] else 'off'}, class weights {settings['class_weight']}.",
-        f"- Best epoch {fit['best_epoch'] + 1} by validation AUROC ({fit['best_score']:.3f}); training took "
+        f"- {_members(config)}; best epoch{'s' if len(fit['best_epochs']) > 1 else ''} "
+        f"{', '.join(str(e + 1) for e in fit['best_epochs'])} by validation AUROC; training took "
         f"{fit['train_seconds']:.0f} s at {fit['samples_per_second']:.0f} images/s on {metrics['device']}.",
         f"- Probabilities calibrated by temperature scaling on the validation split "
         f"(T = {config['calibration']['temperature']:.3f}).",

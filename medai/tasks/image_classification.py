@@ -7,8 +7,9 @@ flip augmentation, best epoch by validation AUROC, temperature scaling fitted on
 
 from __future__ import annotations
 
+import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,8 @@ class ImageClassificationSettings:
     seed: int = 0
     device: str = "auto"
     class_weight: str = "none"  # "balanced" weights the loss by inverse class frequency
-    augment: bool = True  # random affine + horizontal flip on training batches
+    ensemble: int | None = None  # members of a deep ensemble; None: auto_ensemble(training size)
+    augment: bool = True  # random affine + horizontal flip on training batches (and mirror averaging at test time)
     image_size: int | None = None  # resize folder/DICOM images to this size (default: native size, or 128)
     model_kwargs: dict = field(default_factory=dict)  # extra arguments for the network
     progress: bool = True
@@ -54,6 +56,8 @@ class ImageClassificationSettings:
         if self.epochs is not None and self.epochs < 1:
             raise InvalidInputError(f"The 'epochs' parameter must be an int >= 1 (or None for auto); got {self.epochs}.")
         check_choice("class_weight", self.class_weight, ["none", "balanced"])
+        if self.ensemble is not None and not 1 <= self.ensemble <= 20:
+            raise InvalidInputError(f"The 'ensemble' parameter must be an int in [1, 20] (or None for auto); got {self.ensemble}.")
         if self.image_size is not None and self.image_size < 8:
             raise InvalidInputError(f"The 'image_size' parameter must be >= 8; got {self.image_size}.")
         return self
@@ -79,6 +83,15 @@ def auto_epochs(n_train: int) -> int:
     best epoch 28 of 30), keeping PneumoniaMNIST training near 5 minutes on 2 CPU cores.
     """
     return int(min(60, max(30, round(60 * (1000 / max(n_train, 1)) ** 0.5))))
+
+
+def auto_ensemble(n_train: int) -> int:
+    """Default ensemble size: 5 members for small training sets (up to ~600 images), 1 from ~4,000 images.
+
+    Small sets gain most from averaging independently trained members and cost little to train several times;
+    the rule keeps the total number of training steps, and so the training time, within the same budget.
+    """
+    return int(min(5, max(1, round(2700 / max(n_train, 1)))))
 
 
 # -- data -------------------------------------------------------------------------------------------------------
@@ -138,7 +151,10 @@ def build_model(config: dict) -> Classifier:
     """Rebuild the (untrained) model a config.json describes."""
     network = NETWORKS.create(config["network"], **config["network_kwargs"])
     prep = config["preprocessing"]
-    return Classifier(network, "image", prep["mean"], prep["std"], config.get("class_weight"), channels_last=config.get("channels_last", False))
+    return Classifier(
+        network, "image", prep["mean"], prep["std"], config.get("class_weight"),
+        channels_last=config.get("channels_last", False), test_time_flip=config.get("test_time_flip", False),
+    )  # fmt: skip
 
 
 def _validation_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
@@ -164,6 +180,46 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
     settings = ImageClassificationSettings(**{**asdict(settings or ImageClassificationSettings()), **overrides}).validate()
     splits, source = load_splits(data, image_size=settings.image_size, seed=settings.seed)
     train_set, val_set = splits["train"], splits["val"]
+    config = _model_config(settings, train_set, source, splits)
+    torch.manual_seed(settings.seed)
+    model = build_model(config)
+    out = Path(out)
+    checkpoints = out.with_name(f"{out.name}.checkpoint")
+    fits, trainer = [], None
+    for index, member in enumerate(_members(model)):
+        member_model = Classifier(member, "image", config["preprocessing"]["mean"], config["preprocessing"]["std"],
+                                  config["class_weight"], channels_last=True, test_time_flip=config["test_time_flip"])  # fmt: skip
+        trainer = Trainer(
+            replace(settings.trainer_config(len(train_set)), seed=settings.seed + 1000 * index),
+            train_transform=RandomAffine() if settings.augment else None,
+            metric_fn=_validation_metrics,
+            checkpoint_dir=checkpoints / f"member-{index}",
+        )
+        fits.append(trainer.fit(member_model, train_set, val_set))
+    if not trainer.context.is_main:
+        return ModelBundle(model=model.eval(), config=config)
+    val_logits = trainer.predict(model, val_set)
+    config["calibration"] = {"method": "temperature", "temperature": fit_temperature(val_logits, val_set.labels), "fitted_on": "val"}
+    metrics = {"fit": _combine_fits(fits), "device": str(trainer.device)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("val", "test"):
+            if name in splits:
+                probabilities = _probabilities(model, splits[name], config, trainer)
+                metrics[name] = classification_metrics(probabilities, splits[name].labels, list(config["label_names"]))
+        report_split = "test" if "test" in splits else "val"
+        probabilities = _probabilities(model, splits[report_split], config, trainer)
+        written = save_evaluation_plots(probabilities, splits[report_split].labels, config["label_names"], Path(tmp), history=fits[0].history)
+        plots = {f"plots/{path.name}": path for path in written.values()}
+        card = image_card.render(config, metrics, {k: len(v) for k, v in splits.items()})
+        bundle = save_bundle(
+            out, model, config, metrics=metrics, card=card, files=plots,
+            json_files={"splits.json": {name: part.ids.tolist() for name, part in splits.items()}},
+        )  # fmt: skip
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return bundle
+
+
+def _model_config(settings: ImageClassificationSettings, train_set: Dataset, source: dict, splits: dict[str, Dataset]) -> dict:
     schema = train_set.schema
     channels, height, width = schema.input_shape
     mean, std = channel_statistics(train_set.inputs)
@@ -173,12 +229,17 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
         raise InvalidInputError(f"The training split has no images of class(es) {missing}; every class needs examples.")
     class_weight = (counts.sum() / (len(counts) * counts)).tolist() if settings.class_weight == "balanced" else None
     network_kwargs = {"in_channels": channels, "num_classes": schema.num_classes, "image_size": [height, width], **settings.model_kwargs}
-    config = {
+    size = settings.ensemble or auto_ensemble(len(train_set))
+    network = settings.model
+    if size > 1:
+        network, network_kwargs = "ensemble", {"member": settings.model, "size": size, **network_kwargs}
+    return {
         "task": TASK,
-        "network": settings.model,
+        "network": network,
         "network_kwargs": network_kwargs,
         "class_weight": class_weight,
         "channels_last": True,  # measured faster for these CNNs on CPU (bench/image_classification.py)
+        "test_time_flip": settings.augment,  # mirror-image averaging, as the training augmentation flips too
         "label_names": list(schema.label_names),
         "input_shape": list(schema.input_shape),
         "preprocessing": {"mean": mean, "std": std, "image_size": [height, width], "channels": channels, "scale": "0..1"},
@@ -186,49 +247,30 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
         "source": source,
         "data_fingerprint": {name: part.fingerprint() for name, part in splits.items()},
     }
-    torch.manual_seed(settings.seed)
-    model = build_model(config)
-    out = Path(out)
-    trainer = Trainer(
-        settings.trainer_config(len(train_set)),
-        train_transform=RandomAffine() if settings.augment else None,
-        metric_fn=_validation_metrics,
-        checkpoint_dir=out.with_name(f"{out.name}.checkpoint"),
-    )
-    fit = trainer.fit(model, train_set, val_set)
-    if not trainer.context.is_main:
-        return ModelBundle(model=model.eval(), config=config)
-    val_logits = trainer.predict(model, val_set)
-    config["calibration"] = {"method": "temperature", "temperature": fit_temperature(val_logits, val_set.labels), "fitted_on": "val"}
-    metrics = {"fit": fit.to_dict(), "device": str(trainer.device)}
-    with tempfile.TemporaryDirectory() as tmp:
-        plots = {}
-        for name in ("val", "test"):
-            if name in splits:
-                probabilities = _probabilities(model, splits[name], config, trainer)
-                metrics[name] = classification_metrics(probabilities, splits[name].labels, list(schema.label_names))
-        report_split = "test" if "test" in splits else "val"
-        probabilities = _probabilities(model, splits[report_split], config, trainer)
-        written = save_evaluation_plots(probabilities, splits[report_split].labels, list(schema.label_names), Path(tmp), history=fit.history)
-        plots = {f"plots/{path.name}": path for path in written.values()}
-        card = image_card.render(config, metrics, {k: len(v) for k, v in splits.items()})
-        bundle = save_bundle(
-            out, model, config, metrics=metrics, card=card, files=plots,
-            json_files={"splits.json": {name: part.ids.tolist() for name, part in splits.items()}},
-        )  # fmt: skip
-    _remove_checkpoint(trainer)
-    return bundle
 
 
-def _remove_checkpoint(trainer: Trainer) -> None:
-    import shutil
+def _members(model: Classifier) -> list[torch.nn.Module]:
+    network = model.network
+    return list(network.members) if hasattr(network, "members") else [network]
 
-    if trainer.checkpoint_dir is not None:
-        shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
+
+def _combine_fits(fits: list) -> dict:
+    """One summary of the members' training runs (a single model is an ensemble of one)."""
+    seconds = sum(f.train_seconds for f in fits)
+    samples = sum(f.train_samples for f in fits)
+    return {
+        "members": [f.to_dict() for f in fits],
+        "best_epochs": [f.best_epoch for f in fits],
+        "best_scores": [f.best_score for f in fits],
+        "max_epochs": fits[0].max_epochs,
+        "train_seconds": seconds,
+        "train_samples": samples,
+        "samples_per_second": samples / seconds if seconds else 0.0,
+    }
 
 
 def _probabilities(model, dataset: Dataset, config: dict, trainer: Trainer | None = None) -> np.ndarray:
-    trainer = trainer or Trainer(TrainerConfig(device="cpu", progress=False))
+    trainer = trainer or Trainer(TrainerConfig(progress=False))
     logits = trainer.predict(model, dataset)
     return softmax(logits, config.get("calibration", {}).get("temperature", 1.0))
 

@@ -14,6 +14,7 @@ from tests.conftest import write_npz
 
 runner = CliRunner()
 TRAIN = ["train", "--task", "image-classification", "--epochs", "3", "--batch-size", "16", "--quiet", "--device", "cpu"]
+SINGLE = [*TRAIN, "--ensemble", "1"]
 
 
 def invoke(*args):
@@ -24,7 +25,7 @@ def invoke(*args):
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     data = write_npz(folder / "tiny.npz")
-    result = invoke(*TRAIN, "--data", data, "--out", folder / "bundle", "--json")
+    result = invoke(*TRAIN, "--ensemble", "2", "--data", data, "--out", folder / "bundle", "--json")
     assert result.exit_code == 0, result.output
     return folder, data, folder / "bundle", json.loads(result.stdout)
 
@@ -36,6 +37,9 @@ def test_train_writes_a_complete_bundle(trained):
                  "plots/pr.png", "plots/calibration.png", "plots/confusion_matrix.png", "plots/training_curves.png"):  # fmt: skip
         assert (bundle / name).is_file(), name
     assert not (bundle.parent / "bundle.checkpoint").exists()
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["network"] == "ensemble" and config["network_kwargs"]["size"] == 2
+    assert len(summary["best_epochs"]) == 2
     card = (bundle / "card.md").read_text()
     assert "AUROC" in card and "Limitations" in card and "Intended use" in card
 
@@ -83,7 +87,7 @@ def test_explain_writes_a_heat_map(trained, tmp_path):
 
 def test_same_seed_twice_gives_identical_metrics(trained, tmp_path):
     _, data, _, summary = trained
-    again = invoke(*TRAIN, "--data", data, "--out", tmp_path / "again", "--json")
+    again = invoke(*TRAIN, "--ensemble", "2", "--data", data, "--out", tmp_path / "again", "--json")
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["test"] == summary["test"]
 
@@ -103,7 +107,7 @@ def _write(path, content: bytes):
 )
 def test_bad_data_gives_one_line_error_and_no_bundle(tmp_path, make_bad, message):
     bad = make_bad(tmp_path)
-    result = invoke(*TRAIN, "--data", bad, "--out", tmp_path / "out")
+    result = invoke(*SINGLE, "--data", bad, "--out", tmp_path / "out")
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert result.output.strip().startswith("error:") and message in result.output
@@ -113,12 +117,12 @@ def test_bad_data_gives_one_line_error_and_no_bundle(tmp_path, make_bad, message
 def test_truncated_npz_is_reported(tmp_path):
     good = write_npz(tmp_path / "good.npz").read_bytes()
     (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])
-    result = invoke(*TRAIN, "--data", tmp_path / "cut.npz", "--out", tmp_path / "out")
+    result = invoke(*SINGLE, "--data", tmp_path / "cut.npz", "--out", tmp_path / "out")
     assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output
 
 
 def test_unknown_model_and_task_get_did_you_mean(tmp_path, tiny_npz):
-    result = invoke(*TRAIN, "--data", tiny_npz, "--out", tmp_path / "o", "--model", "resnet-18")
+    result = invoke(*SINGLE, "--data", tiny_npz, "--out", tmp_path / "o", "--model", "resnet-18")
     assert result.exit_code == 2 and "Did you mean 'resnet18'" in result.output
     result = invoke("train", "--task", "image-clasification", "--data", tiny_npz, "--out", tmp_path / "o")
     assert result.exit_code == 2 and "Did you mean 'image-classification'" in result.output

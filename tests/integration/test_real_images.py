@@ -31,7 +31,7 @@ def test_breastmnist_official_splits(real_data_dir):
 
 def test_short_training_on_pneumoniamnist_learns(real_data_dir, tmp_path):
     data = _npz(real_data_dir, "pneumoniamnist")
-    bundle = api.train("image-classification", data, tmp_path / "pneu", epochs=2, progress=False)
+    bundle = api.train("image-classification", data, tmp_path / "pneu", epochs=2, ensemble=1, progress=False)
     test = bundle.metrics["test"]
     assert test["n_samples"] == 624
     assert test["auroc"] > 0.85, test  # two epochs already separate the classes well
@@ -43,7 +43,7 @@ def test_cli_end_to_end_on_breastmnist(real_data_dir, tmp_path):
     data = _npz(real_data_dir, "breastmnist")
     runner = CliRunner()
     out = tmp_path / "breast"
-    result = runner.invoke(app, ["train", "--task", "image-classification", "--data", str(data), "--out", str(out), "--epochs", "3", "--quiet"])
+    result = runner.invoke(app, ["train", "--task", "image-classification", "--data", str(data), "--out", str(out), "--epochs", "3", "--ensemble", "2", "--quiet"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["evaluate", str(out), "--data", str(data), "--split", "all", "--json"])
     assert result.exit_code == 0, result.output

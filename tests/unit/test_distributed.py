@@ -19,7 +19,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "medai", "train", "--task", "image-classification", "--data", str(data), "--out", str(tmp_path / "ddp"),
-        "--epochs", "2", "--batch-size", "16", "--device", "cpu", "--quiet", "--json",
+        "--epochs", "2", "--batch-size", "16", "--ensemble", "1", "--device", "cpu", "--quiet", "--json",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
