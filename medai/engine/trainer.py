@@ -189,17 +189,40 @@ class Trainer:
 
     @torch.no_grad()
     def predict(self, model: nn.Module, dataset: Dataset) -> np.ndarray:
-        """Logits for every sample, shape (n_samples, n_outputs), computed in eval mode."""
-        logits, _ = self._infer(model, dataset)
-        return logits
+        """Logits for every sample, shape (n_samples, n_outputs), computed in eval mode.
+
+        Inference runs in fixed-size chunks, the last one padded with copies of its first row: on CPU, kernels may
+        sum in another order for another batch size, so a record's output would otherwise depend on how many
+        records were predicted with it. With fixed chunks ``predict`` on one file gives exactly what ``evaluate``
+        computed for it.
+        """
+        model.to(self.device).eval()
+        inputs = {k: v for k, v in dataset.tensors().items() if k != "label"}
+        size = self.config.eval_batch_size
+        outputs = []
+        for begin in range(0, len(dataset), size):
+            chunk = {k: v[begin : begin + size].to(self.device) for k, v in inputs.items()}
+            count = len(next(iter(chunk.values())))
+            padded = {k: torch.cat([v, v[:1].expand(size - count, *v.shape[1:])]) for k, v in chunk.items()}
+            outputs.append(model(padded)["logits"][:count].float().cpu())
+        return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), np.float32)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, dataset: Dataset) -> dict[str, float]:
-        """Mean loss plus ``metric_fn`` on a labelled dataset."""
-        logits, loss = self._infer(model, dataset)
-        metrics = {"loss": loss}
+        """The model's own mean loss plus ``metric_fn(logits, labels)`` on a dataset."""
+        model.to(self.device).eval()
+        tensors = dataset.tensors()
+        size = self.config.eval_batch_size
+        outputs, loss_sum = [], 0.0
+        for begin in range(0, len(dataset), size):
+            batch = {k: v[begin : begin + size].to(self.device) for k, v in tensors.items()}
+            out = model(batch)
+            outputs.append(out["logits"].float().cpu())
+            if "loss" in out:
+                loss_sum += float(out["loss"]) * len(next(iter(batch.values())))
+        metrics = {"loss": loss_sum / max(len(dataset), 1)}
         if self.metric_fn is not None:
-            metrics.update(self.metric_fn(logits, dataset.labels))
+            metrics.update(self.metric_fn(torch.cat(outputs).numpy(), dataset.labels))
         return metrics
 
     # -- internals --------------------------------------------------------------------------------------------
@@ -232,29 +255,6 @@ class Trainer:
             bar.update(1)
         seconds = time.perf_counter() - start
         return seconds, samples, float(total_loss) / max(samples, 1)
-
-    def _infer(self, model: nn.Module, dataset: Dataset) -> tuple[np.ndarray, float]:
-        """Logits and mean loss, computed in fixed-size chunks.
-
-        The last chunk is padded to full size with copies of its first row: on CPU, kernels may sum in another
-        order for another batch size, so a record's output would otherwise depend on how many records were
-        predicted with it. With fixed chunks ``predict`` on one file gives exactly what ``evaluate`` computed.
-        """
-        model.to(self.device).eval()
-        tensors = dataset.tensors()
-        size = self.config.eval_batch_size
-        outputs, loss_sum = [], 0.0
-        for begin in range(0, len(dataset), size):
-            batch = {k: v[begin : begin + size].to(self.device) for k, v in tensors.items()}
-            count = len(next(iter(batch.values())))
-            padded = {k: torch.cat([v, v[:1].expand(size - count, *v.shape[1:])]) for k, v in batch.items()}
-            logits = model({k: v for k, v in padded.items() if k != "label"})["logits"][:count]
-            outputs.append(logits.float().cpu())
-            if "label" in batch:
-                weight = getattr(model, "class_weight", None)
-                loss_sum += float(nn.functional.cross_entropy(logits, batch["label"], weight=weight, reduction="sum"))
-        logits = torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), np.float32)
-        return logits, loss_sum / max(len(dataset), 1)
 
     def _score(self, metrics: dict) -> float:
         if self.config.monitor not in metrics:
