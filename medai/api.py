@@ -8,9 +8,11 @@ Examples:
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from medai.bundle import ModelBundle, load_bundle
+from medai.errors import InvalidInputError
 from medai.tasks import get_task
 
 
@@ -19,8 +21,18 @@ def _bundle(bundle: ModelBundle | str | Path) -> ModelBundle:
 
 
 def train(task: str, data: str | Path, out: str | Path, **settings) -> ModelBundle:
-    """Train a model for ``task`` on ``data`` and save it as a bundle folder ``out``."""
-    return get_task(task).train(data, out, **settings)
+    """Train a model for ``task`` on ``data`` and save it as a bundle folder ``out``.
+
+    ``settings`` are the fields of the task's Settings dataclass (e.g. ``epochs``, ``seed``, ``model``).
+    """
+    module = get_task(task)
+    known = {f.name for f in fields(module.Settings)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise InvalidInputError(
+            f"Option(s) {', '.join(unknown)} do not apply to the task {task!r}; it takes {', '.join(sorted(known))}."
+        )
+    return module.train(data, out, **settings)
 
 
 def evaluate(bundle: ModelBundle | str | Path, data: str | Path, split: str = "test", **options) -> dict:

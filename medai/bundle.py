@@ -2,7 +2,8 @@
 
 Layout::
 
-    model.safetensors   weights (and buffers such as the fitted mean/std)
+    model.safetensors   weights (and buffers such as the fitted mean/std) of a torch model, or
+    model.skops         a scikit-learn baseline in skops' secure format (loads only allow-listed types)
     config.json         task, network name + kwargs, preprocessing state, label names, calibration,
                         medai version, data fingerprint, sha256 of the weights
     metrics.json        validation and test metrics, training history, timings
@@ -27,11 +28,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from medai.engine.state_io import sha256_file
-from medai.errors import BundleIntegrityError, DataNotFoundError, InvalidInputError
+from medai.errors import BundleIntegrityError, DataNotFoundError, InvalidInputError, require
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
+ESTIMATOR = "model.skops"
 CONFIG = "config.json"
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+TRUSTED_NAMES = ("functools.partial",)  # wraps functions that skops checks on their own
 
 
 @dataclass
@@ -73,7 +77,8 @@ def save_bundle(
 
     Args:
         out: the bundle folder; an existing bundle there is replaced, any other non-empty folder is refused.
-        model: the trained module; its ``state_dict`` goes to model.safetensors.
+        model: the trained torch module (its ``state_dict`` goes to model.safetensors) or a fitted
+            scikit-learn estimator (saved with skops to model.skops).
         config: JSON-ready configuration; ``format_version``, ``medai_version`` and ``weights_sha256`` are added.
         metrics: JSON-ready metrics.
         card: the model card in Markdown.
@@ -88,13 +93,13 @@ def save_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(staging / WEIGHTS), metadata={"format": "pt"})
+        weights = _write_weights(model, staging)
         full_config = {
             **config,
             "format_version": FORMAT_VERSION,
             "medai_version": __version__,
-            "weights_sha256": sha256_file(staging / WEIGHTS),
+            "weights_file": weights,
+            "weights_sha256": sha256_file(staging / weights),
         }
         documents = {CONFIG: full_config, "metrics.json": metrics or {}, **(json_files or {})}
         for name, document in documents.items():
@@ -109,7 +114,29 @@ def save_bundle(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ModelBundle(model=model.eval(), config=full_config, metrics=metrics or {}, path=out)
+    if isinstance(model, nn.Module):
+        model.eval()
+    return ModelBundle(model=model, config=full_config, metrics=metrics or {}, path=out)
+
+
+def _write_weights(model, folder: Path) -> str:
+    if isinstance(model, nn.Module):
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(tensors, str(folder / WEIGHTS), metadata={"format": "pt"})
+        return WEIGHTS
+    skops_io = require("skops.io", "tabular")
+    skops_io.dump(model, folder / ESTIMATOR)
+    return ESTIMATOR
+
+
+def load_estimator(path: Path):
+    """Load a skops file, trusting only scikit-learn, numpy and scipy types (never arbitrary code)."""
+    skops_io = require("skops.io", "tabular")
+    untrusted = skops_io.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES) and t not in TRUSTED_NAMES]
+    if refused:
+        raise BundleIntegrityError(f"{path} contains types medai does not load: {refused[:5]}.")
+    return skops_io.load(path, trusted=untrusted)
 
 
 def _replace_folder(staging: Path, out: Path) -> None:
@@ -127,7 +154,7 @@ def read_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise DataNotFoundError(f"No model bundle at {path}: the folder does not exist.")
-    if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
+    if not (path / CONFIG).is_file() or not ((path / WEIGHTS).is_file() or (path / ESTIMATOR).is_file()):
         raise BundleIntegrityError(f"{path} is not a complete medai bundle: expected {CONFIG} and {WEIGHTS} inside.")
     try:
         config = json.loads((path / CONFIG).read_text())
@@ -156,17 +183,24 @@ def load_bundle(path: str | Path) -> ModelBundle:
 
     path = Path(path)
     config = read_config(path)
-    actual = sha256_file(path / WEIGHTS)
+    weights = path / config.get("weights_file", WEIGHTS)
+    if weights.name not in (WEIGHTS, ESTIMATOR) or not weights.is_file():
+        raise BundleIntegrityError(f"{path} lacks its weights file {weights.name!r}.")
+    actual = sha256_file(weights)
     if actual != config["weights_sha256"]:
         raise BundleIntegrityError(
-            f"{path / WEIGHTS} does not match the checksum in {CONFIG} (expected sha256 {config['weights_sha256'][:12]}..., "
+            f"{weights} does not match the checksum in {CONFIG} (expected sha256 {config['weights_sha256'][:12]}..., "
             f"got {actual[:12]}...): the weights were changed or damaged."
         )
-    model = get_task(config["task"]).build_model(config)
-    try:
-        model.load_state_dict(load_file(str(path / WEIGHTS)), strict=True)
-    except RuntimeError as error:
-        raise BundleIntegrityError(f"The weights in {path} do not fit the model described in its config: {error}") from None
+    if weights.name == ESTIMATOR:
+        model = load_estimator(weights)
+    else:
+        model = get_task(config["task"]).build_model(config)
+        try:
+            model.load_state_dict(load_file(str(weights)), strict=True)
+        except RuntimeError as error:
+            raise BundleIntegrityError(f"The weights in {path} do not fit the model described in its config: {error}") from None
+        model.eval()
     metrics_path = path / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    return ModelBundle(model=model.eval(), config=config, metrics=metrics, path=path)
+    return ModelBundle(model=model, config=config, metrics=metrics, path=path)

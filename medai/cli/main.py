@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-TaskOption = Annotated[str, typer.Option("--task", help="What to learn: image-classification.")]
+TaskOption = Annotated[str, typer.Option("--task", help="What to learn: image-classification, tabular-classification.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
 
 
@@ -30,8 +30,11 @@ def _print_json(document) -> None:
 @handle_errors
 def train(
     task: TaskOption,
-    data: Annotated[str, typer.Option(help="Data: a MedMNIST .npz or name (breastmnist), or a folder of images.")],
+    data: Annotated[str, typer.Option(help="Data: a MedMNIST .npz or name, a folder of images, a CSV/Parquet/ARFF table.")],
     out: Annotated[Path, typer.Option(help="Folder to write the model bundle to.")],
+    target: Annotated[Optional[str], typer.Option(help="Tables: the column to predict.")] = None,
+    id_column: Annotated[Optional[str], typer.Option(help="Tables: column of record ids (not a feature).")] = None,
+    site_column: Annotated[Optional[str], typer.Option(help="Tables: column naming the hospital (not a feature).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Network from the registry (see `medai models`).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs; the best on validation is kept.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed, same result).")] = None,
@@ -49,7 +52,7 @@ def train(
     """Train a model and save it as a bundle folder (weights, config, metrics, model card, plots)."""
     from medai import api
 
-    given = dict(model=model, epochs=epochs, seed=seed, device=device, batch_size=batch_size, learning_rate=learning_rate,
+    given = dict(target=target, id_column=id_column, site_column=site_column, model=model, epochs=epochs, seed=seed, device=device, batch_size=batch_size, learning_rate=learning_rate,
                  patience=patience, image_size=image_size, class_weight=class_weight, augment=augment,
                  ensemble=ensemble)  # fmt: skip
     settings = {k: v for k, v in given.items() if v is not None}
@@ -57,12 +60,13 @@ def train(
     if not bundle.metrics:  # a non-zero rank under torchrun: rank 0 reports
         return
     summary = {"bundle": str(bundle.path), **{s: _headline(bundle.metrics.get(s)) for s in ("val", "test") if s in bundle.metrics}}
-    summary["best_epochs"] = bundle.metrics["fit"]["best_epochs"]
-    summary["train_seconds"] = round(bundle.metrics["fit"]["train_seconds"], 1)
+    fit = bundle.metrics.get("fit", {})
+    summary["best_epochs"] = fit.get("best_epochs", [])
+    summary["train_seconds"] = round(fit.get("train_seconds", 0.0), 1)
     if as_json:
         _print_json(summary)
     else:
-        epochs = ", ".join(str(e + 1) for e in summary["best_epochs"])
+        epochs = ", ".join(str(e + 1) for e in summary["best_epochs"]) or "n/a"
         typer.echo(f"saved {bundle.path}  (best epochs {epochs}; {summary['train_seconds']} s of training)")
         for split in ("val", "test"):
             if split in summary:
@@ -98,14 +102,19 @@ def evaluate(
 @handle_errors
 def predict(
     bundle: Annotated[Path, typer.Argument(help="A model bundle folder.")],
-    inputs: Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, DICOM), or an .npz / folder.")],
-    split: Annotated[str, typer.Option(help="For an .npz or folder input: which split to predict.")] = "test",
+    inputs: Annotated[Optional[list[Path]], typer.Argument(help="Image files (PNG, JPEG, DICOM), or an .npz / folder.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="A table (CSV/Parquet/ARFF) or dataset to predict every record of.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="For an .npz, folder or table: which split (default: test for images, all for tables).")] = None,
     as_json: JsonFlag = False,
 ):
     """Predict the label and class probabilities of each input."""
     from medai import api
+    from medai.cli.errors import fail
 
-    results = api.predict(bundle, inputs, split=split)
+    items = [*(inputs or []), *([data] if data else [])]
+    if not items:
+        raise fail("give the inputs to predict: image files, or --data FILE")
+    results = api.predict(bundle, items, **({"split": split} if split else {}))
     if as_json:
         _print_json(results)
         return
@@ -118,21 +127,26 @@ def predict(
 @handle_errors
 def explain(
     bundle: Annotated[Path, typer.Argument(help="A model bundle folder.")],
-    item: Annotated[Path, typer.Argument(metavar="INPUT", help="An image file, or an .npz / folder (with --index).")],
-    out: Annotated[Path, typer.Option(help="PNG file to write the heat map to.")],
+    out: Annotated[Path, typer.Option(help="PNG file to write the picture to.")],
+    item: Annotated[Optional[Path], typer.Argument(metavar="[INPUT]", help="An image file, or an .npz / folder (with --index).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="A table (with --row) instead of INPUT.")] = None,
     target: Annotated[Optional[str], typer.Option(help="Class to explain (default: the predicted one).")] = None,
-    index: Annotated[int, typer.Option(help="Record index within --split for .npz / folder inputs.")] = 0,
-    split: Annotated[str, typer.Option(help="Split for .npz / folder inputs.")] = "test",
+    index: Annotated[int, typer.Option("--index", "--row", help="Record (row) index within the input or --split.")] = 0,
+    split: Annotated[Optional[str], typer.Option(help="Split of an .npz / folder / table (default: test for images, all for tables).")] = None,
     as_json: JsonFlag = False,
 ):
-    """Explain one prediction (Grad-CAM heat map over the image for CNNs)."""
+    """Explain one prediction: Grad-CAM heat map for images, per-feature contributions for tables."""
     from medai import api
+    from medai.cli.errors import fail
 
-    result = api.explain(bundle, item, out, target=target, index=index, split=split)
+    source = data or item
+    if source is None:
+        raise fail("give the record to explain: an image file, or --data FILE --row N")
+    result = api.explain(bundle, source, out, target=target, index=index, **({"split": split} if split else {}))
     if as_json:
         _print_json(result)
     else:
-        typer.echo(f"{result['input']}: {result['label']}; heat map for '{result['explained_class']}' written to {out}")
+        typer.echo(f"{result['input']}: {result['label']}; explanation of '{result['explained_class']}' written to {out}")
 
 
 @app.command()

@@ -176,7 +176,7 @@ class Trainer:
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 bad_epochs += 1
-            bar.set_postfix(loss=f"{train_loss:.3f}", **{cfg.monitor: f"{score:.3f}"})
+            bar.set_postfix({"train_loss": f"{train_loss:.3f}", f"val_{cfg.monitor}": f"{score:.3f}"})
             stop = cfg.patience is not None and bad_epochs >= cfg.patience
             result.stopped_early = stop
             self._checkpoint(model, optimizer, scheduler, result, best_state, bad_epochs)

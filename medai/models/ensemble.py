@@ -17,8 +17,6 @@ from medai.models.registry import NETWORKS
     "ensemble",
     modality="image",
     description="Average of the logits of N independently trained member networks (deep ensemble).",
-    in_channels=1,
-    image_size=28,
 )
 class Ensemble(nn.Module):
     """``size`` members built from the registry entry ``member``; forward returns their mean logits.

@@ -13,6 +13,7 @@ from medai.errors import check_choice
 
 TASKS: dict[str, str] = {
     "image-classification": "medai.tasks.image_classification",
+    "tabular-classification": "medai.tasks.tabular_classification",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +18,15 @@ import torch
 from medai.bundle import ModelBundle, save_bundle
 from medai.data.dataset import Dataset, concatenate
 from medai.data.splits import stratified_split
-from medai.engine.calibration import fit_temperature, softmax
+from medai.engine.calibration import fit_temperature
 from medai.engine.metrics import classification_metrics
 from medai.engine.plots import save_evaluation_plots
-from medai.engine.trainer import Trainer, TrainerConfig
+from medai.engine.trainer import TrainerConfig
 from medai.errors import DataNotFoundError, InvalidInputError, check_choice
 from medai.models import NETWORKS, Classifier
 from medai.tasks import image_card
+from medai.tasks.common import combine_fits, fit_members
+from medai.tasks.common import probabilities as _probabilities
 from medai.transforms.image import RandomAffine, channel_statistics
 
 TASK = "image-classification"
@@ -74,6 +76,9 @@ class ImageClassificationSettings:
             device=self.device,
             progress=self.progress,
         )
+
+
+Settings = ImageClassificationSettings
 
 
 def auto_epochs(n_train: int) -> int:
@@ -157,12 +162,6 @@ def build_model(config: dict) -> Classifier:
     )  # fmt: skip
 
 
-def _validation_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
-    metrics = classification_metrics(softmax(logits), labels, bootstrap=0)
-    auroc = metrics["auroc"]
-    return {"auroc": float("nan") if auroc is None else auroc, "accuracy": metrics["accuracy"]}
-
-
 # -- train / evaluate / predict / explain -------------------------------------------------------------------------
 
 
@@ -185,22 +184,15 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
     model = build_model(config)
     out = Path(out)
     checkpoints = out.with_name(f"{out.name}.checkpoint")
-    fits, trainer = [], None
-    for index, member in enumerate(_members(model)):
-        member_model = Classifier(member, "image", config["preprocessing"]["mean"], config["preprocessing"]["std"],
-                                  config["class_weight"], channels_last=True, test_time_flip=config["test_time_flip"])  # fmt: skip
-        trainer = Trainer(
-            replace(settings.trainer_config(len(train_set)), seed=settings.seed + 1000 * index),
-            train_transform=RandomAffine() if settings.augment else None,
-            metric_fn=_validation_metrics,
-            checkpoint_dir=checkpoints / f"member-{index}",
-        )
-        fits.append(trainer.fit(member_model, train_set, val_set))
+    fits, trainer = fit_members(
+        model, train_set, val_set, settings.trainer_config(len(train_set)),
+        train_transform=RandomAffine() if settings.augment else None, checkpoints=checkpoints,
+    )  # fmt: skip
     if not trainer.context.is_main:
         return ModelBundle(model=model.eval(), config=config)
     val_logits = trainer.predict(model, val_set)
     config["calibration"] = {"method": "temperature", "temperature": fit_temperature(val_logits, val_set.labels), "fitted_on": "val"}
-    metrics = {"fit": _combine_fits(fits), "device": str(trainer.device)}
+    metrics = {"fit": combine_fits(fits), "device": str(trainer.device)}
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("val", "test"):
             if name in splits:
@@ -247,32 +239,6 @@ def _model_config(settings: ImageClassificationSettings, train_set: Dataset, sou
         "source": source,
         "data_fingerprint": {name: part.fingerprint() for name, part in splits.items()},
     }
-
-
-def _members(model: Classifier) -> list[torch.nn.Module]:
-    network = model.network
-    return list(network.members) if hasattr(network, "members") else [network]
-
-
-def _combine_fits(fits: list) -> dict:
-    """One summary of the members' training runs (a single model is an ensemble of one)."""
-    seconds = sum(f.train_seconds for f in fits)
-    samples = sum(f.train_samples for f in fits)
-    return {
-        "members": [f.to_dict() for f in fits],
-        "best_epochs": [f.best_epoch for f in fits],
-        "best_scores": [f.best_score for f in fits],
-        "max_epochs": fits[0].max_epochs,
-        "train_seconds": seconds,
-        "train_samples": samples,
-        "samples_per_second": samples / seconds if seconds else 0.0,
-    }
-
-
-def _probabilities(model, dataset: Dataset, config: dict, trainer: Trainer | None = None) -> np.ndarray:
-    trainer = trainer or Trainer(TrainerConfig(progress=False))
-    logits = trainer.predict(model, dataset)
-    return softmax(logits, config.get("calibration", {}).get("temperature", 1.0))
 
 
 def _data_for_bundle(bundle: ModelBundle, data: str | Path) -> dict[str, Dataset]:

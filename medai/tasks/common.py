@@ -1,0 +1,81 @@
+"""Pieces every classification task shares: ensemble training, validation metrics, calibrated probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from medai.data.dataset import Dataset
+from medai.engine.calibration import softmax
+from medai.engine.metrics import classification_metrics
+from medai.engine.trainer import FitResult, Trainer, TrainerConfig
+from medai.models.classifier import Classifier
+
+
+def members(model: Classifier) -> list[nn.Module]:
+    """The member networks of an ensemble, or the single network (an ensemble of one)."""
+    network = model.network
+    return list(network.members) if hasattr(network, "members") else [network]
+
+
+def fit_members(
+    model: Classifier,
+    train: Dataset,
+    val: Dataset,
+    config: TrainerConfig,
+    *,
+    train_transform=None,
+    checkpoints: Path | None = None,
+) -> tuple[list[FitResult], Trainer]:
+    """Train each member of ``model`` on its own (seed + 1000 * index), keeping each one's best validation epoch.
+
+    Each member is wrapped in a Classifier sharing ``model``'s preprocessing buffers, so training updates the
+    ensemble in place. Returns the members' FitResults and the last Trainer (for its device and rank).
+    """
+    fits, trainer = [], None
+    for index, member in enumerate(members(model)):
+        member_model = Classifier(
+            member, model.input_key, model.mean.tolist(), model.std.tolist(),
+            None if model.class_weight is None else model.class_weight.tolist(),
+            channels_last=model.channels_last, test_time_flip=model.test_time_flip,
+        )  # fmt: skip
+        trainer = Trainer(
+            replace(config, seed=config.seed + 1000 * index),
+            train_transform=train_transform,
+            metric_fn=validation_metrics,
+            checkpoint_dir=None if checkpoints is None else checkpoints / f"member-{index}",
+        )
+        fits.append(trainer.fit(member_model, train, val))
+    return fits, trainer
+
+
+def combine_fits(fits: list[FitResult]) -> dict:
+    """One summary of the members' training runs."""
+    seconds = sum(f.train_seconds for f in fits)
+    samples = sum(f.train_samples for f in fits)
+    return {
+        "members": [f.to_dict() for f in fits],
+        "best_epochs": [f.best_epoch for f in fits],
+        "best_scores": [f.best_score for f in fits],
+        "max_epochs": fits[0].max_epochs,
+        "train_seconds": seconds,
+        "train_samples": samples,
+        "samples_per_second": samples / seconds if seconds else 0.0,
+    }
+
+
+def validation_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """AUROC and accuracy for best-epoch selection (no bootstrap: it runs every epoch)."""
+    metrics = classification_metrics(softmax(logits), labels, bootstrap=0)
+    auroc = metrics["auroc"]
+    return {"auroc": float("nan") if auroc is None else auroc, "accuracy": metrics["accuracy"]}
+
+
+def probabilities(model: nn.Module, dataset: Dataset, config: dict, trainer: Trainer | None = None) -> np.ndarray:
+    """Temperature-calibrated class probabilities, shape (n_samples, n_classes)."""
+    trainer = trainer or Trainer(TrainerConfig(progress=False))
+    logits = trainer.predict(model, dataset)
+    return softmax(logits, config.get("calibration", {}).get("temperature", 1.0))

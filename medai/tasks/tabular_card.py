@@ -1,0 +1,50 @@
+"""The model card (card.md) of a tabular classifier."""
+
+from __future__ import annotations
+
+
+def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
+    """Markdown model card: data, intended use, metrics with confidence intervals, limitations."""
+    labels = config["label_names"]
+    layout = config["layout"]
+    rows = ["| split | n | AUROC (95% CI) | AUPRC | accuracy | sensitivity | specificity | Brier | ECE |", "|---|---|---|---|---|---|---|---|---|"]
+    for split in ("val", "test"):
+        m = metrics.get(split)
+        if m and m.get("auroc") is not None:
+            ci = f" ({m['auroc_ci_low']:.3f}-{m['auroc_ci_high']:.3f})" if m.get("auroc_ci_low") is not None else ""
+            rows.append(f"| {split} | {m['n_samples']} | {m['auroc']:.3f}{ci} | {m['auprc']:.3f} | {m['accuracy']:.3f} | "
+                        f"{_number(m['sensitivity'])} | {_number(m['specificity'])} | {m['brier']:.3f} | {m['ece']:.3f} |")  # fmt: skip
+    model = config["network"]
+    if model == "ensemble":
+        model = f"ensemble of {config['network_kwargs']['size']} `{config['network_kwargs']['member']}`"
+    return "\n".join([
+        f"# Model card: {model} for `{config['target']}`",
+        "",
+        "## Intended use",
+        f"Decision support for research: predicts {', '.join(f'`{n}`' for n in labels)} from "
+        f"{layout['n_numeric']} numeric and {len(layout['cardinalities'])} categorical columns. Not a medical device. "
+        "Read every prediction with its per-patient explanation (`medai explain BUNDLE --data FILE --row N`).",
+        "",
+        "## Data",
+        f"- Source {config['source']['data']}, split {config['source']['split']} (seed {config['source']['split_seed']}); "
+        f"sizes {', '.join(f'{k} {v}' for k, v in split_sizes.items())}.",
+        "- Preprocessing fitted on the training split only: median imputation with missing-value indicators, "
+        "standardisation, category codes (unseen categories count as missing).",
+        f"- Features: {', '.join(layout['features'])}.",
+        "",
+        "## Metrics",
+        *rows,
+        "",
+        f"Probabilities are temperature-calibrated on the validation split (T = {config['calibration']['temperature']:.3f}).",
+        "",
+        "## Limitations",
+        "- One source only: validate on other hospitals before use (`medai evaluate BUNDLE --data OTHER.csv --split all`).",
+        "- Small tables give wide confidence intervals.",
+        "",
+        "![ROC](plots/roc.png) ![Calibration](plots/calibration.png)",
+        "",
+    ])  # fmt: skip
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

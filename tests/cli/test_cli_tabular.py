@@ -1,0 +1,121 @@
+"""The tabular task through the CLI on small synthetic tables made in the test."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from medai.bundle import load_bundle
+from medai.cli.main import app
+
+runner = CliRunner()
+
+
+def write_table(path, n=160, seed=0, sites=("a",), with_target=True, extra_category=None):
+    """Risk rises with glucose and with smoker == 'yes'; some values are missing ('?')."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        glucose = rng.normal(100, 20)
+        age = rng.normal(50, 10)
+        smoker = rng.choice(["yes", "no"] if extra_category is None else ["yes", "no", extra_category])
+        logit = 0.08 * (glucose - 100) + (1.5 if smoker == "yes" else -0.5) + rng.normal(0, 0.5)
+        row = {"id": f"p{i}", "glucose": f"{glucose:.1f}" if rng.random() > 0.05 else "?", "age": f"{age:.0f}",
+               "smoker": smoker, "site": sites[i % len(sites)]}  # fmt: skip
+        if with_target:
+            row["outcome"] = "sick" if logit > 0 else "well"
+        rows.append(row)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def train(data, out, *extra):
+    return runner.invoke(app, ["train", "--task", "tabular-classification", "--data", str(data), "--target", "outcome",
+                               "--out", str(out), "--epochs", "15", "--ensemble", "2", "--id-column", "id", "--site-column", "site",
+                               "--quiet", "--json", *extra])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tab")
+    data = write_table(folder / "train.csv")
+    result = train(data, folder / "bundle")
+    assert result.exit_code == 0, result.output
+    return folder, data, folder / "bundle"
+
+
+def test_train_learns_and_writes_a_bundle(trained):
+    folder, data, bundle = trained
+    metrics = json.loads((bundle / "metrics.json").read_text())
+    assert metrics["test"]["auroc"] > 0.8
+    assert (bundle / "card.md").read_text().startswith("# Model card")
+    assert (bundle / "plots" / "roc.png").exists()
+
+
+def test_external_validation_on_another_file(trained, tmp_path):
+    _, _, bundle = trained
+    other = write_table(tmp_path / "other.csv", n=80, seed=5)
+    result = runner.invoke(app, ["evaluate", str(bundle), "--data", str(other), "--split", "all", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n_samples"] == 80
+    result = runner.invoke(app, ["evaluate", str(bundle), "--data", str(other), "--split", "test"])
+    assert result.exit_code == 2 and "--split all" in result.output
+
+
+def test_predict_without_target_column_and_unseen_category(trained, tmp_path):
+    _, _, bundle = trained
+    new = write_table(tmp_path / "new.csv", n=12, seed=7, with_target=False, extra_category="former")
+    result = runner.invoke(app, ["predict", str(bundle), "--data", str(new), "--json"])
+    assert result.exit_code == 0, result.output
+    predictions = json.loads(result.stdout)
+    assert len(predictions) == 12 and predictions[0]["input"] == "row-1" or predictions[0]["input"].startswith("p")
+    assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-6 for p in predictions)
+
+
+def test_explain_row_gives_contributions_and_a_chart(trained, tmp_path):
+    _, data, bundle = trained
+    out = tmp_path / "why.png"
+    result = runner.invoke(app, ["explain", str(bundle), "--data", str(data), "--row", "3", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    explanation = json.loads(result.stdout)
+    assert {f["feature"] for f in explanation["features"]} == {"glucose", "age", "smoker"}
+    total = sum(f["contribution"] for f in explanation["features"])
+    target = explanation["explained_class"]
+    assert abs(total - (explanation["probabilities"][target] - explanation["reference_probability"])) < 0.05
+    glucose = next(f for f in explanation["features"] if f["feature"] == "glucose")
+    assert "training_distribution" in glucose
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("model", ["logistic_regression", "gradient_boosting"])
+def test_baselines_round_trip_through_skops(model, tmp_path):
+    data = write_table(tmp_path / "t.csv")
+    result = train(data, tmp_path / model, "--model", model)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / model / "model.skops").is_file() and not (tmp_path / model / "model.safetensors").exists()
+    bundle = load_bundle(tmp_path / model)
+    result = runner.invoke(app, ["evaluate", str(tmp_path / model), "--data", str(data), "--split", "test", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["auroc"] == bundle.metrics["test"]["auroc"]
+
+
+def test_bad_tables_get_clear_errors(tmp_path, trained):
+    data = write_table(tmp_path / "t.csv")
+    result = train(data, tmp_path / "o1", "--model", "logistic_regresion")
+    assert result.exit_code == 2 and "Did you mean 'logistic_regression'" in result.output
+    result = runner.invoke(app, ["train", "--task", "tabular-classification", "--data", str(data), "--target", "outcom",
+                                 "--out", str(tmp_path / "o2"), "--quiet"])  # fmt: skip
+    assert result.exit_code == 2 and "outcome" in result.output
+    result = train(data, tmp_path / "o3", "--image-size", "28")
+    assert result.exit_code == 2 and "do not apply" in result.output
+    _, _, bundle = trained
+    (tmp_path / "cols.csv").write_text("id,age,site,outcome\np1,50,a,well\np2,60,a,sick\n")
+    result = runner.invoke(app, ["evaluate", str(bundle), "--data", str(tmp_path / "cols.csv"), "--split", "all"])
+    assert result.exit_code == 2 and "glucose" in result.output and "Traceback" not in result.output
