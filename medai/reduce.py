@@ -564,6 +564,8 @@ def compare_with_pca(
     *,
     kind: str = "auto",
     device: str = "auto",
+    batch_size: int = 128,
+    learning_rate: float = 2e-3,
 ) -> dict:
     """Autoencoder vs PCA at the same dimension on the same split: reconstruction error and downstream AUROC.
 
@@ -585,7 +587,8 @@ def compare_with_pca(
     train_part, val_part = _hold_out(X_train, seed, y_train)
     if _check_int("dim", dim, 1) > min(len(train_part), math.prod(X_train.shape[1:])):
         raise InvalidInputError(f"dim={dim} exceeds what PCA can keep: min(n_train_samples, n_features).")
-    autoencoder = Autoencoder(kind, dim, epochs, seed=seed, device=device).fit(train_part, val_part)
+    autoencoder = Autoencoder(kind, dim, epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, device=device)
+    autoencoder.fit(train_part, val_part)
     train_values, _ = autoencoder.model_space(X_train)
     test_values, test_observed = autoencoder.model_space(X_test)
     pca = _fit_pca(autoencoder.model_space(train_part)[0], dim, seed)  # the data the autoencoder learnt from

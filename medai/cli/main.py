@@ -154,8 +154,9 @@ def explain(
 def datasets(as_json: JsonFlag = False):
     """List the datasets medai knows and where it finds them (MEDAI_DATA_DIR, cache, or download)."""
     from medai.data.sources.medmnist import list_known
+    from medai.data.sources.tabular import list_tables
 
-    known = list_known()
+    known = list_known() + list_tables()
     if as_json:
         _print_json(known)
         return
@@ -176,6 +177,29 @@ def models(as_json: JsonFlag = False):
         return
     for entry in entries:
         typer.echo(f"{entry['name']:14s} [{entry['modality']}] {entry['description']}")
+
+
+@app.command()
+@handle_errors
+def reduce(
+    data: Annotated[str, typer.Option(help="Images (MedMNIST .npz/name, folder) or a table (CSV/Parquet/ARFF, known name).")],
+    dim: Annotated[int, typer.Option(help="Code dimension.")],
+    out: Annotated[Path, typer.Option(help="Codes file: .csv or .parquet (one row per record: id, label, code_1..).")],
+    method: Annotated[str, typer.Option(help="autoencoder or pca.")] = "autoencoder",
+    plot: Annotated[Optional[Path], typer.Option(help="Scatter plot PNG (default: next to --out).")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Tables: label column that colours the plot (not used to fit).")] = None,
+    epochs: Annotated[int, typer.Option(help="Autoencoder epochs.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    as_json: JsonFlag = False,
+):
+    """Reduce high-dimensional records to DIM learned dimensions (autoencoder) or principal components."""
+    from medai.tasks.reduction import run_reduce
+
+    summary = run_reduce(data, dim, out, method=method, plot=plot, target=target, epochs=epochs, seed=seed)
+    if as_json:
+        _print_json(summary)
+    else:
+        typer.echo(f"wrote {summary['records']} x {dim} codes to {summary['codes']} and the plot to {summary['plot']}")
 
 
 @app.command()

@@ -49,6 +49,7 @@ class ImageClassificationSettings:
     class_weight: str = "none"  # "balanced" weights the loss by inverse class frequency
     ensemble: int | None = None  # members of a deep ensemble; None: auto_ensemble(training size)
     augment: bool = True  # random affine + horizontal flip on training batches (and mirror averaging at test time)
+    ood: bool = True  # fit an autoencoder on the training images; predict flags inputs unlike them
     image_size: int | None = None  # resize folder/DICOM images to this size (default: native size, or 128)
     model_kwargs: dict = field(default_factory=dict)  # extra arguments for the network
     progress: bool = True
@@ -202,6 +203,9 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
         probabilities = _probabilities(model, splits[report_split], config, trainer)
         written = save_evaluation_plots(probabilities, splits[report_split].labels, config["label_names"], Path(tmp), history=fits[0].history)
         plots = {f"plots/{path.name}": path for path in written.values()}
+        if settings.ood:
+            config["ood"], ood_files = _fit_ood(train_set, val_set, settings, Path(tmp) / "ood")
+            plots |= ood_files
         card = image_card.render(config, metrics, {k: len(v) for k, v in splits.items()})
         bundle = save_bundle(
             out, model, config, metrics=metrics, card=card, files=plots,
@@ -209,6 +213,30 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
         )  # fmt: skip
     shutil.rmtree(checkpoints, ignore_errors=True)
     return bundle
+
+
+def _fit_ood(train_set: Dataset, val_set: Dataset, settings, folder: Path) -> tuple[dict, dict[str, Path]]:
+    """Dense autoencoder on the training images; threshold = 99th percentile of validation reconstruction errors."""
+    from medai.reduce import Autoencoder, OODDetector
+
+    autoencoder = Autoencoder("dense", code_dim=32, epochs=60, batch_size=32, seed=settings.seed, device=settings.device)
+    autoencoder.fit(train_set.inputs, val_set.inputs)
+    detector = OODDetector().fit(autoencoder, val_set.inputs, quantile=0.99)
+    autoencoder.save(folder)
+    files = {f"ood/{path.name}": path for path in folder.iterdir()}
+    return {"method": "autoencoder reconstruction error", "folder": "ood", **detector.to_dict()}, files
+
+
+def ood_flags(bundle: ModelBundle, inputs: np.ndarray) -> list[dict] | None:
+    """Per-input out-of-distribution score and flag from the bundle's autoencoder (None when it has none)."""
+    config = bundle.config.get("ood")
+    if not config or bundle.path is None:
+        return None
+    from medai.reduce import Autoencoder, OODDetector
+
+    detector = OODDetector.from_dict(config, Autoencoder.load(bundle.path / config["folder"]))
+    scores, flags = detector.flag(inputs)
+    return [{"score": float(s), "threshold": float(detector.threshold_), "out_of_distribution": bool(f)} for s, f in zip(scores, flags)]
 
 
 def _model_config(settings: ImageClassificationSettings, train_set: Dataset, source: dict, splits: dict[str, Dataset]) -> dict:
@@ -273,13 +301,17 @@ def predict(bundle: ModelBundle, inputs: list[str | Path], split: str = "test") 
     for item in inputs:
         dataset = _inputs_as_dataset(bundle, Path(item), split)
         probabilities = _probabilities(bundle.model, dataset, bundle.config)
-        for record_id, row in zip(dataset.ids, probabilities):
+        flags = ood_flags(bundle, dataset.inputs) or [None] * len(dataset)
+        for record_id, row, flag in zip(dataset.ids, probabilities, flags):
             best = int(np.argmax(row))
-            results.append({
+            result = {
                 "input": record_id,
                 "label": bundle.label_names[best],
                 "probabilities": {name: float(p) for name, p in zip(bundle.label_names, row)},
-            })  # fmt: skip
+            }
+            if flag is not None:
+                result["ood"] = flag
+            results.append(result)
     return results
 
 

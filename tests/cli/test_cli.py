@@ -173,3 +173,31 @@ def test_demo_without_data_or_network_says_what_it_could_not_run(tmp_path, monke
     result = invoke("demo", "--out", tmp_path / "demo", "--quiet")
     assert result.exit_code == 3
     assert "skipped breastmnist" in result.output and "nothing could be run" in result.output
+
+
+def test_predict_flags_inputs_unlike_the_training_images(trained, tmp_path):
+    _, data, bundle, _ = trained
+    assert (bundle / "ood" / "autoencoder.safetensors").is_file()
+    normal = json.loads(invoke("predict", bundle, data, "--split", "test", "--json").stdout)
+    assert all("ood" in p for p in normal)
+    assert sum(p["ood"]["out_of_distribution"] for p in normal) <= 4  # 16 in-distribution test images
+    noise = (np.random.default_rng(1).random((16, 16)) * 255).astype(np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    flagged = json.loads(invoke("predict", bundle, tmp_path / "noise.png", "--json").stdout)[0]
+    assert flagged["ood"]["out_of_distribution"] and flagged["ood"]["score"] > flagged["ood"]["threshold"]
+
+
+@pytest.mark.parametrize("method", ["autoencoder", "pca"])
+def test_reduce_writes_codes_and_a_plot(tiny_npz, tmp_path, method):
+    out = tmp_path / "codes.csv"
+    result = invoke("reduce", "--data", tiny_npz, "--dim", 3, "--out", out, "--method", method, "--epochs", 3, "--json")
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert lines[0] == "id,label,code_1,code_2,code_3" and len(lines) == 1 + 48 + 16 + 16
+    assert (tmp_path / "codes.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads(result.stdout)["fitted_on"] == "train split"
+
+
+def test_reduce_rejects_an_unknown_output_format(tiny_npz, tmp_path):
+    result = invoke("reduce", "--data", tiny_npz, "--dim", 2, "--out", tmp_path / "codes.xlsx")
+    assert result.exit_code == 2 and ".parquet" in result.output

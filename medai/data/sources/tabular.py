@@ -768,14 +768,29 @@ KNOWN_TABLES: dict[str, TableSpec] = {
     "ckd": TableSpec(
         description="UCI chronic kidney disease (400 patients, Apollo Hospitals); ARFF types give numeric/nominal",
         files=("uci_chronic_kidney_disease/chronic_kidney_disease_full.arff",), target="class",
-        classes=("ckd", "notckd")),
+        classes=("notckd", "ckd"), label_names=("no CKD", "CKD")),  # disease = label 1
     "ilpd": TableSpec(
         description="Indian liver patient dataset (583 patients); Label 1 = liver patient, 2 = not",
         files=("uci_indian_liver_patient/indian_liver_patient_dataset_ilpd.csv",), target="Label",
-        classes=("1", "2"), label_names=("liver patient", "no liver patient"), categorical=("Gender",),
+        classes=("2", "1"), label_names=("no liver patient", "liver patient"), categorical=("Gender",),
         numeric=tuple(c for c in ILPD_COLUMNS if c not in ("Gender", "Label"))),
     "breast_cancer": TableSpec(
         description="Wisconsin diagnostic breast cancer (569 tumours, bundled with scikit-learn)",
-        reader=_breast_cancer_columns, target="diagnosis", classes=("0", "1"), label_names=("malignant", "benign")),
+        reader=_breast_cancer_columns, target="diagnosis", classes=("1", "0"), label_names=("benign", "malignant")),
 }
 """Datasets that load by name with :func:`load_table`; files are looked up under :func:`medai.settings.data_dir`."""
+
+
+def list_tables() -> list[dict]:
+    """The known tables, with where each is found locally (None when absent), for ``medai datasets``."""
+    root = settings.data_dir()
+    entries = []
+    for name, spec in KNOWN_TABLES.items():
+        if spec.reader is not None:
+            where = "bundled with scikit-learn"
+        else:
+            paths = [root / f for f in spec.files] if root else []
+            where = str(paths[0].parent) if paths and all(p.exists() for p in paths) else None
+        entries.append({"name": name, "description": spec.description, "task": "tabular-classification",
+                        "target": spec.target, "local_path": where})
+    return entries
