@@ -223,6 +223,7 @@ def train(data, out, settings: TabularSettings | None = None, **overrides) -> Mo
     for name in ("val", "test"):
         metrics[name] = classification_metrics(predict_proba(model, config, splits[name]), splits[name].labels, config["label_names"])
     with tempfile.TemporaryDirectory() as tmp:
+        config["ood"], ood_files = _fit_ood(config, splits["train"], splits["val"], settings.seed, Path(tmp) / "ood")
         test = splits["test"]
         history = summary["members"][0]["history"] if "members" in summary else None
         written = save_evaluation_plots(predict_proba(model, config, test), test.labels, config["label_names"], Path(tmp), history=history)
@@ -230,10 +231,45 @@ def train(data, out, settings: TabularSettings | None = None, **overrides) -> Mo
 
         bundle = save_bundle(
             out, model, config, metrics=metrics, card=render(config, metrics, {k: len(v) for k, v in splits.items()}),
-            files={f"plots/{p.name}": p for p in written.values()},
+            files={f"plots/{p.name}": p for p in written.values()} | ood_files,
             json_files={"splits.json": {name: part.ids.tolist() for name, part in splits.items()}},
         )  # fmt: skip
     return bundle
+
+
+def ood_matrix(config: dict, table) -> np.ndarray:
+    """What the OOD autoencoder reads: standardised numbers (NaN where missing) and one-hot categories."""
+    x = features_of(config, table)
+    n, cardinalities = config["layout"]["n_numeric"], config["layout"]["cardinalities"]
+    numeric = x[:, :n].copy()
+    numeric[x[:, n : 2 * n] > 0.5] = np.nan
+    return np.concatenate([numeric, one_hot(x, n, cardinalities)[:, 2 * n :]], axis=1)
+
+
+def _fit_ood(config: dict, train, val, seed: int, folder: Path) -> tuple[dict, dict[str, Path]]:
+    """Mask-aware tabular autoencoder on the training rows; threshold = 99th percentile of validation errors."""
+    from medai.reduce import Autoencoder, OODDetector
+
+    x_train, x_val = ood_matrix(config, train), ood_matrix(config, val)
+    code = int(min(8, max(2, x_train.shape[1] // 2)))
+    autoencoder = Autoencoder("tabular", code_dim=code, epochs=100, batch_size=32, seed=seed, device="cpu").fit(x_train, x_val)
+    detector = OODDetector().fit(autoencoder, x_val, quantile=0.99)
+    autoencoder.save(folder)
+    return {"method": "autoencoder reconstruction error", "folder": "ood", **detector.to_dict()}, {
+        f"ood/{path.name}": path for path in folder.iterdir()
+    }
+
+
+def ood_flags(bundle: ModelBundle, table) -> list[dict] | None:
+    """Per-row out-of-distribution score and flag (None for bundles without an OOD autoencoder)."""
+    config = bundle.config.get("ood")
+    if not config or bundle.path is None:
+        return None
+    from medai.reduce import Autoencoder, OODDetector
+
+    detector = OODDetector.from_dict(config, Autoencoder.load(bundle.path / config["folder"]))
+    scores, flags = detector.flag(ood_matrix(bundle.config, table))
+    return [{"score": float(s), "threshold": float(detector.threshold_), "out_of_distribution": bool(f)} for s, f in zip(scores, flags)]
 
 
 def _table_for_bundle(bundle: ModelBundle, data, split: str, require_target: bool = True):
@@ -270,10 +306,14 @@ def predict(bundle: ModelBundle, inputs: list, split: str = "all") -> list[dict]
     results = []
     for item in inputs:
         table = _table_for_bundle(bundle, item, split, require_target=False)
-        for record_id, row in zip(table.ids, predict_proba(bundle.model, bundle.config, table)):
+        flags = ood_flags(bundle, table) or [None] * len(table)
+        for record_id, row, flag in zip(table.ids, predict_proba(bundle.model, bundle.config, table), flags):
             best = int(np.argmax(row))
-            results.append({"input": str(record_id), "label": bundle.label_names[best],
-                            "probabilities": {n: float(p) for n, p in zip(bundle.label_names, row)}})  # fmt: skip
+            result = {"input": str(record_id), "label": bundle.label_names[best],
+                      "probabilities": {n: float(p) for n, p in zip(bundle.label_names, row)}}  # fmt: skip
+            if flag is not None:
+                result["ood"] = flag
+            results.append(result)
     return results
 
 

@@ -119,3 +119,13 @@ def test_bad_tables_get_clear_errors(tmp_path, trained):
     (tmp_path / "cols.csv").write_text("id,age,site,outcome\np1,50,a,well\np2,60,a,sick\n")
     result = runner.invoke(app, ["evaluate", str(bundle), "--data", str(tmp_path / "cols.csv"), "--split", "all"])
     assert result.exit_code == 2 and "glucose" in result.output and "Traceback" not in result.output
+
+
+def test_predict_flags_rows_unlike_the_training_rows(trained, tmp_path):
+    _, data, bundle = trained
+    normal = json.loads(runner.invoke(app, ["predict", str(bundle), "--data", str(data), "--split", "test", "--json"]).stdout)
+    assert all("ood" in p for p in normal)
+    assert np.mean([p["ood"]["out_of_distribution"] for p in normal]) < 0.2
+    (tmp_path / "odd.csv").write_text("id,glucose,age,smoker,site\nq1,900,5,no,a\nq2,-300,140,yes,a\n")
+    odd = json.loads(runner.invoke(app, ["predict", str(bundle), "--data", str(tmp_path / "odd.csv"), "--json"]).stdout)
+    assert all(p["ood"]["out_of_distribution"] for p in odd)
