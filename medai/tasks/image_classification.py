@@ -189,6 +189,7 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
         model, train_set, val_set, settings.trainer_config(len(train_set)),
         train_transform=RandomAffine() if settings.augment else None, checkpoints=checkpoints,
     )  # fmt: skip
+    ood = _fit_ood(train_set, val_set, settings) if settings.ood else None  # every rank takes part under torchrun
     if not trainer.context.is_main:
         return ModelBundle(model=model.eval(), config=config)
     val_logits = trainer.predict(model, val_set)
@@ -203,8 +204,8 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
         probabilities = _probabilities(model, splits[report_split], config, trainer)
         written = save_evaluation_plots(probabilities, splits[report_split].labels, config["label_names"], Path(tmp), history=fits[0].history)
         plots = {f"plots/{path.name}": path for path in written.values()}
-        if settings.ood:
-            config["ood"], ood_files = _fit_ood(train_set, val_set, settings, Path(tmp) / "ood")
+        if ood is not None:
+            config["ood"], ood_files = _save_ood(*ood, Path(tmp) / "ood")
             plots |= ood_files
         card = image_card.render(config, metrics, {k: len(v) for k, v in splits.items()})
         bundle = save_bundle(
@@ -215,13 +216,16 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
     return bundle
 
 
-def _fit_ood(train_set: Dataset, val_set: Dataset, settings, folder: Path) -> tuple[dict, dict[str, Path]]:
+def _fit_ood(train_set: Dataset, val_set: Dataset, settings):
     """Dense autoencoder on the training images; threshold = 99th percentile of validation reconstruction errors."""
     from medai.reduce import Autoencoder, OODDetector
 
     autoencoder = Autoencoder("dense", code_dim=32, epochs=60, batch_size=32, seed=settings.seed, device=settings.device)
     autoencoder.fit(train_set.inputs, val_set.inputs)
-    detector = OODDetector().fit(autoencoder, val_set.inputs, quantile=0.99)
+    return autoencoder, OODDetector().fit(autoencoder, val_set.inputs, quantile=0.99)
+
+
+def _save_ood(autoencoder, detector, folder: Path) -> tuple[dict, dict[str, Path]]:
     autoencoder.save(folder)
     files = {f"ood/{path.name}": path for path in folder.iterdir()}
     return {"method": "autoencoder reconstruction error", "folder": "ood", **detector.to_dict()}, files

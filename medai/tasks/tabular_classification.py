@@ -80,6 +80,7 @@ def load(data, settings: TabularSettings | None = None, *, require_target: bool 
     from medai.data.sources.tabular import load_table
 
     settings = settings or TabularSettings()
+    data = data if Path(data).exists() else str(data)  # a known name such as "pima" may arrive as a Path
     return load_table(
         data, target=settings.target, id_column=settings.id_column, site_column=settings.site_column,
         require_target=require_target, **({"classes": classes} if classes is not None else {}),
