@@ -323,10 +323,10 @@ def _inputs_as_dataset(bundle: ModelBundle, path: Path, split: str) -> Dataset:
     from medai.data.dataset import Schema
     from medai.data.sources.images import read_image
 
-    if not path.exists():
-        raise DataNotFoundError(f"Input {path} does not exist; expected an image file, an .npz or a folder.")
-    if path.is_dir() or path.suffix.lower() == ".npz":
+    if path.suffix.lower() not in IMAGE_SUFFIXES:  # an .npz, a folder or a MedMNIST name
         return _select(_data_for_bundle(bundle, path), split)
+    if not path.exists():
+        raise DataNotFoundError(f"Input {path} does not exist; expected an image file, an .npz, a folder or a dataset name.")
     prep = bundle.config["preprocessing"]
     image = read_image(path, channels=prep["channels"], image_size=tuple(prep["image_size"]))
     schema = Schema("image", "binary" if len(bundle.label_names) == 2 else "multiclass", bundle.label_names, image.shape, "file")
