@@ -88,7 +88,7 @@ def throughput(name: str, epochs: int = 3) -> dict:
     config = {"network": settings.model, "network_kwargs": {"in_channels": 1, "num_classes": 2, "image_size": [28, 28]},
               "preprocessing": {"mean": [0.5], "std": [0.25]}, "class_weight": None, "channels_last": True}  # fmt: skip
     results = {}
-    for attempt in range(2):  # alternate to even out machine noise; keep the best of two for each
+    for _attempt in range(2):  # alternate to even out machine noise; keep the best of two for each
         torch.manual_seed(0)
         model = build_model(config)
         trainer = Trainer(TrainerConfig(max_epochs=epochs, batch_size=settings.batch_size, learning_rate=settings.learning_rate, monitor="loss", progress=False))
