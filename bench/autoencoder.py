@@ -19,7 +19,8 @@ from sklearn.metrics import roc_auc_score
 
 from medai.data.sources.medmnist import load_npz, resolve_medmnist
 from medai.reduce import compare_with_pca
-from medai.tasks.image_classification import ImageClassificationSettings, _fit_ood, _save_ood
+from medai.tasks.common import save_ood
+from medai.tasks.image_classification import ImageClassificationSettings, _fit_ood
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
     breast, pneumonia = splits["breastmnist"], splits["pneumoniamnist"]
     with tempfile.TemporaryDirectory() as tmp:
         fitted = _fit_ood(breast["train"], breast["val"], ImageClassificationSettings(seed=args.seed))
-        config, _ = _save_ood(*fitted, Path(tmp) / "ood")
+        config, _ = save_ood(*fitted, Path(tmp) / "ood")
         detector = OODDetector.from_dict(config, Autoencoder.load(Path(tmp) / "ood"))
         inside, _ = detector.flag(breast["test"].inputs)
         outside, flags = detector.flag(pneumonia["test"].inputs)

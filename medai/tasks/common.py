@@ -79,3 +79,26 @@ def probabilities(model: nn.Module, dataset: Dataset, config: dict, trainer: Tra
     trainer = trainer or Trainer(TrainerConfig(progress=False))
     logits = trainer.predict(model, dataset)
     return softmax(logits, config.get("calibration", {}).get("temperature", 1.0))
+
+
+def save_ood(autoencoder, detector, folder: Path) -> tuple[dict, dict[str, Path]]:
+    """Save a fitted OOD autoencoder to ``folder``; return its config entry and the files to copy into the bundle."""
+    autoencoder.save(folder)
+    files = {f"ood/{path.name}": path for path in folder.iterdir()}
+    return {"method": "autoencoder reconstruction error", "folder": "ood", **detector.to_dict()}, files
+
+
+def ood_flags(bundle, matrix: np.ndarray) -> list[dict] | None:
+    """Per-record out-of-distribution score and flag from the bundle's autoencoder (None when it has none).
+
+    ``matrix`` is what the bundle's autoencoder reads (images, or the task's table encoding), one row per record.
+    """
+    config = bundle.config.get("ood")
+    if not config or bundle.path is None:
+        return None
+    from medai.reduce import Autoencoder, OODDetector
+
+    detector = OODDetector.from_dict(config, Autoencoder.load(bundle.path / config["folder"]))
+    scores, flags = detector.flag(matrix)
+    threshold = float(detector.threshold_)
+    return [{"score": float(s), "threshold": threshold, "out_of_distribution": bool(f)} for s, f in zip(scores, flags)]

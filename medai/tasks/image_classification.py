@@ -25,7 +25,7 @@ from medai.engine.trainer import TrainerConfig
 from medai.errors import DataNotFoundError, InvalidInputError, check_choice
 from medai.models import NETWORKS, Classifier
 from medai.tasks import image_card
-from medai.tasks.common import combine_fits, fit_members
+from medai.tasks.common import combine_fits, fit_members, ood_flags, save_ood
 from medai.tasks.common import probabilities as _probabilities
 from medai.transforms.image import RandomAffine, channel_statistics
 
@@ -205,7 +205,7 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
         written = save_evaluation_plots(probabilities, splits[report_split].labels, config["label_names"], Path(tmp), history=fits[0].history)
         plots = {f"plots/{path.name}": path for path in written.values()}
         if ood is not None:
-            config["ood"], ood_files = _save_ood(*ood, Path(tmp) / "ood")
+            config["ood"], ood_files = save_ood(*ood, Path(tmp) / "ood")
             plots |= ood_files
         card = image_card.render(config, metrics, {k: len(v) for k, v in splits.items()})
         bundle = save_bundle(
@@ -223,24 +223,6 @@ def _fit_ood(train_set: Dataset, val_set: Dataset, settings):
     autoencoder = Autoencoder("dense", code_dim=32, epochs=60, batch_size=32, seed=settings.seed, device=settings.device)
     autoencoder.fit(train_set.inputs, val_set.inputs)
     return autoencoder, OODDetector().fit(autoencoder, val_set.inputs, quantile=0.99)
-
-
-def _save_ood(autoencoder, detector, folder: Path) -> tuple[dict, dict[str, Path]]:
-    autoencoder.save(folder)
-    files = {f"ood/{path.name}": path for path in folder.iterdir()}
-    return {"method": "autoencoder reconstruction error", "folder": "ood", **detector.to_dict()}, files
-
-
-def ood_flags(bundle: ModelBundle, inputs: np.ndarray) -> list[dict] | None:
-    """Per-input out-of-distribution score and flag from the bundle's autoencoder (None when it has none)."""
-    config = bundle.config.get("ood")
-    if not config or bundle.path is None:
-        return None
-    from medai.reduce import Autoencoder, OODDetector
-
-    detector = OODDetector.from_dict(config, Autoencoder.load(bundle.path / config["folder"]))
-    scores, flags = detector.flag(inputs)
-    return [{"score": float(s), "threshold": float(detector.threshold_), "out_of_distribution": bool(f)} for s, f in zip(scores, flags)]
 
 
 def _model_config(settings: ImageClassificationSettings, train_set: Dataset, source: dict, splits: dict[str, Dataset]) -> dict:

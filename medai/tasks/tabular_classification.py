@@ -25,7 +25,7 @@ from medai.engine.plots import save_evaluation_plots
 from medai.engine.trainer import TrainerConfig
 from medai.errors import InvalidInputError, check_choice, did_you_mean
 from medai.models import NETWORKS, Classifier
-from medai.tasks.common import combine_fits, fit_members
+from medai.tasks.common import combine_fits, fit_members, ood_flags, save_ood
 from medai.tasks.common import probabilities as torch_probabilities
 
 TASK = "tabular-classification"
@@ -254,23 +254,7 @@ def _fit_ood(config: dict, train, val, seed: int, folder: Path) -> tuple[dict, d
     x_train, x_val = ood_matrix(config, train), ood_matrix(config, val)
     code = int(min(8, max(2, x_train.shape[1] // 2)))
     autoencoder = Autoencoder("tabular", code_dim=code, epochs=100, batch_size=32, seed=seed, device="cpu").fit(x_train, x_val)
-    detector = OODDetector().fit(autoencoder, x_val, quantile=0.99)
-    autoencoder.save(folder)
-    return {"method": "autoencoder reconstruction error", "folder": "ood", **detector.to_dict()}, {
-        f"ood/{path.name}": path for path in folder.iterdir()
-    }
-
-
-def ood_flags(bundle: ModelBundle, table) -> list[dict] | None:
-    """Per-row out-of-distribution score and flag (None for bundles without an OOD autoencoder)."""
-    config = bundle.config.get("ood")
-    if not config or bundle.path is None:
-        return None
-    from medai.reduce import Autoencoder, OODDetector
-
-    detector = OODDetector.from_dict(config, Autoencoder.load(bundle.path / config["folder"]))
-    scores, flags = detector.flag(ood_matrix(bundle.config, table))
-    return [{"score": float(s), "threshold": float(detector.threshold_), "out_of_distribution": bool(f)} for s, f in zip(scores, flags)]
+    return save_ood(autoencoder, OODDetector().fit(autoencoder, x_val, quantile=0.99), folder)
 
 
 def _table_for_bundle(bundle: ModelBundle, data, split: str, require_target: bool = True):
@@ -307,7 +291,7 @@ def predict(bundle: ModelBundle, inputs: list, split: str = "all") -> list[dict]
     results = []
     for item in inputs:
         table = _table_for_bundle(bundle, item, split, require_target=False)
-        flags = ood_flags(bundle, table) or [None] * len(table)
+        flags = ood_flags(bundle, ood_matrix(bundle.config, table)) or [None] * len(table)
         for record_id, row, flag in zip(table.ids, predict_proba(bundle.model, bundle.config, table), flags):
             best = int(np.argmax(row))
             result = {"input": str(record_id), "label": bundle.label_names[best],
