@@ -67,6 +67,31 @@ def _autoencoder_case(name: str, key: str, inputs: torch.Tensor, **kwargs):
     return build, {}, inputs, round_trip
 
 
+def _series_case(name: str, **kwargs):
+    """A 3-class SeriesModel over 5 variables with mask, delta and 2 static features."""
+    from medai.models import SeriesModel
+
+    def build():
+        network = NETWORKS.create(name, n_features=5, n_outputs=3, n_static=2, **kwargs)
+        return SeriesModel(network, "multiclass", class_weight=[1.0, 2.0, 1.0])
+
+    def round_trip(model, tmp_path):
+        save_file(model.state_dict(), str(tmp_path / "w.safetensors"))
+        rebuilt = build()
+        rebuilt.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
+        return rebuilt.eval()
+
+    return build, {"label": torch.tensor([0, 1, 2, 1])}, _series_inputs(), round_trip
+
+
+def _series_inputs(batch: int = 4, steps: int = 6, variables: int = 5) -> dict[str, torch.Tensor]:
+    mask = (torch.rand(batch, steps, variables) < 0.5).float()
+    mask[:, 0] = 1.0
+    delta = torch.cumsum(1 - mask, dim=1) / steps  # (approximately) time since the last observation
+    static = torch.randn(batch, 2)
+    return {"series": torch.randn(batch, steps, variables), "mask": mask, "delta": delta, "static": static}
+
+
 def _tabular_rows() -> torch.Tensor:
     numbers = torch.randn(4, 6)
     numbers[:, 3:] = (numbers[:, 3:] > 1).float()  # missing indicators
@@ -82,6 +107,10 @@ CASES = {
     "tabular_mlp": lambda: _classifier_case(_tabular_config("tabular_mlp"), _tabular_rows()),
     "dense_autoencoder": lambda: _autoencoder_case("dense_autoencoder", "image", torch.rand(4, 1, 28, 28)),
     "tabular_autoencoder": lambda: _autoencoder_case("tabular_autoencoder", "table", torch.randn(4, 6), input_dim=6),
+    "stacked_lstm": lambda: _series_case("stacked_lstm", hidden=8, use_mask=True, use_delta=True),
+    "gru": lambda: _series_case("gru", hidden=8, num_layers=2, use_mask=True),
+    "grud": lambda: _series_case("grud", hidden=8),
+    "ecg_cnn1d": lambda: _series_case("ecg_cnn1d", width=4, use_mask=True),
 }
 
 
@@ -93,9 +122,10 @@ def test_every_registered_network_has_a_contract_case():
 def test_network_honours_the_model_contract(name, tmp_path):
     build, targets, inputs, round_trip = CASES[name]()
     key = NETWORKS.get(name).modality if name != "tabular_autoencoder" else "table"
+    features = inputs if isinstance(inputs, dict) else {key: inputs}  # series come with mask, delta, static
     torch.manual_seed(0)
     model = build()
-    output = model({key: inputs, **targets})
+    output = model({**features, **targets})
     assert "logits" in output and "loss" in output
     assert output["loss"].dim() == 0 and torch.isfinite(output["loss"])
     output["loss"].backward()
@@ -103,9 +133,48 @@ def test_network_honours_the_model_contract(name, tmp_path):
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
     model.eval()
     with torch.no_grad():
-        expected = model({key: inputs})["logits"]
+        expected = model(features)["logits"]
         loaded = round_trip(model, tmp_path)
-        assert torch.equal(loaded({key: inputs})["logits"], expected)
+        assert torch.equal(loaded(features)["logits"], expected)
+
+
+def test_series_regression_ignores_missing_targets_and_predicts_original_units(tmp_path):
+    from medai.models import SeriesModel
+
+    def build():
+        network = NETWORKS.create("grud", n_features=5, n_outputs=2, n_static=2, hidden=8)
+        return SeriesModel(network, "regression", target_mean=[100.0, -3.0], target_std=[20.0, 0.5])
+
+    torch.manual_seed(0)
+    model, features = build(), _series_inputs()
+    nan = float("nan")
+    targets = torch.tensor([[110.0, nan], [90.0, -3.5], [nan, nan], [130.0, -2.0]])
+    output = model({**features, "label": targets})
+    assert output["loss"].dim() == 0 and torch.isfinite(output["loss"])
+    output["loss"].backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    # The loss is the mean squared error on standardised targets over the observed ones only.
+    model.eval()
+    with torch.no_grad():
+        standardised = model.network(**features)
+        scaled = (targets - model.target_mean) / model.target_std
+        expected = (standardised - scaled)[torch.isfinite(targets)].square().mean()
+        assert torch.allclose(model({**features, "label": targets})["loss"], expected)
+    model.train()
+    # A batch without any observed target: zero loss, still differentiable.
+    empty = model({**features, "label": torch.full((4, 2), nan)})["loss"]
+    assert empty.item() == 0.0 and empty.requires_grad
+    empty.backward()
+    # Outputs are in the targets' units, and survive a safetensors round trip.
+    model.eval()
+    with torch.no_grad():
+        logits = model(features)["logits"]
+        assert torch.allclose(logits, model.network(**features) * model.target_std + model.target_mean)
+        save_file(model.state_dict(), str(tmp_path / "w.safetensors"))
+        rebuilt = build()
+        rebuilt.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
+        assert torch.equal(rebuilt.eval()(features)["logits"], logits)
 
 
 def test_unknown_network_suggests_the_nearest_name():
