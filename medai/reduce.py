@@ -92,11 +92,16 @@ class Autoencoder:
         code_dim: dimension of the code.
         epochs: training epochs; the epoch with the lowest validation loss is kept.
         batch_size: training batch size.
-        learning_rate: peak learning rate of the one-cycle AdamW schedule.
+        learning_rate: peak learning rate of the one-cycle AdamW schedule; None: 3e-4 when refining a PCA
+            start (larger steps leave PCA's optimum and overfit), 2e-3 otherwise.
         seed: seeds initialisation, the hold-out split, shuffling and corruption.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         progress: show a progress bar.
         network_kwargs: extra arguments of the network (``hidden``, ``dropout``, ``output``, ``corruption``, ...).
+        init: ``"pca"`` starts the dense network from PCA's solution at ``code_dim`` dimensions (linear output,
+            clipped to [0, 1] for inputs in [0, 1];
+            training then refines it, and the PCA starting point is kept if no epoch beats it on validation data),
+            ``"random"`` from random weights; ``"auto"`` is ``"pca"`` for the dense kind, ``"random"`` otherwise.
 
     Attributes:
         model_: the trained AutoencoderModel. input_shape_: shape of one input. n_features_in_: features per input.
@@ -116,16 +121,17 @@ class Autoencoder:
         kind: str = "dense",
         code_dim: int = 32,
         epochs: int = 60,
-        batch_size: int = 128,
-        learning_rate: float = 2e-3,
+        batch_size: int = 32,
+        learning_rate: float | None = None,
         seed: int = 0,
         device: str = "auto",
         progress: bool = False,
         network_kwargs: dict | None = None,
+        init: str = "auto",
     ):
         self.kind, self.code_dim, self.epochs, self.batch_size = kind, code_dim, epochs, batch_size
         self.learning_rate, self.seed, self.device, self.progress = learning_rate, seed, device, progress
-        self.network_kwargs = network_kwargs
+        self.network_kwargs, self.init = network_kwargs, init
 
     def get_params(self) -> dict:
         return {
@@ -154,29 +160,43 @@ class Autoencoder:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             network = NETWORKS.create(name, **kwargs)
+        if self._pca_init():
+            network.initialise_from_pca(torch.from_numpy(X))
         model = AutoencoderModel(
             network, key, None if mean is None else mean.tolist(), None if std is None else std.tolist()
         )
         config = TrainerConfig(
             max_epochs=self.epochs,
             batch_size=min(self.batch_size, len(X)),
-            learning_rate=self.learning_rate,
+            learning_rate=self.learning_rate or (3e-4 if self._pca_init() else 2e-3),
             monitor="loss",
             seed=self.seed,
             device=self.device,
             eval_batch_size=INFERENCE_CHUNK,
             progress=self.progress,
         )
-        result = Trainer(config).fit(model, _dataset(X, key), _dataset(X_val, key))
+        trainer, train_data, val_data = Trainer(config), _dataset(X, key), _dataset(X_val, key)
+        start_loss = trainer.evaluate(model, val_data)["loss"]
+        start_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        result = trainer.fit(model, train_data, val_data)
+        if self._pca_init() and not result.best_score < start_loss:
+            model.load_state_dict(start_state)  # no epoch improved on PCA's solution: keep it
+            result.best_epoch, result.best_score = -1, start_loss
         self._set_fitted(model.eval(), name, kwargs, X.shape[1:], mean, std)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         return self
 
+    def _pca_init(self) -> bool:
+        return self.init == "pca" or (self.init == "auto" and self.kind == "dense")
+
     def _validate_params(self) -> None:
         check_choice("kind", self.kind, KINDS)
+        check_choice("init", self.init, ("auto", "pca", "random"))
+        if self._pca_init() and self.kind != "dense":
+            raise InvalidInputError(f"init='pca' is available for the dense kind only; got kind={self.kind!r}.")
         for name, minimum in (("code_dim", 1), ("epochs", 1), ("batch_size", 2), ("seed", 0)):
             _check_int(name, getattr(self, name), minimum)
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+        if self.learning_rate is not None and not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise InvalidInputError(f"The 'learning_rate' parameter must be a float > 0; got {self.learning_rate!r}.")
         if self.network_kwargs is not None and not isinstance(self.network_kwargs, dict):
             raise InvalidInputError(
@@ -188,6 +208,8 @@ class Autoencoder:
         kwargs = {"input_dim": n_features, "code_dim": self.code_dim}
         if self.kind == "tabular":
             kwargs["mask_dim"] = n_features  # the encoder sees which values are missing
+        if self._pca_init():  # PCA's reconstruction is linear in the code; clipped to [0, 1] for such inputs
+            kwargs["output"] = "clamp" if X.min() >= 0 and X.max() <= 1 else "linear"
         allowed = [
             p
             for p in inspect.signature(NETWORKS.get(name).builder).parameters
@@ -213,7 +235,7 @@ class Autoencoder:
             raise InvalidInputError(
                 f"{name} holds missing values (NaN); the dense autoencoder needs complete inputs. Use kind='tabular'."
             )
-        sigmoid = (self.network_kwargs or {}).get("output", "sigmoid") == "sigmoid"
+        sigmoid = not self._pca_init() and (self.network_kwargs or {}).get("output", "sigmoid") == "sigmoid"
         if self.kind == "dense" and sigmoid and (X.min() < 0 or X.max() > 1):
             raise InvalidInputError(
                 f"{name} has values outside [0, 1], which a sigmoid output cannot reconstruct; scale the inputs to "
@@ -564,8 +586,8 @@ def compare_with_pca(
     *,
     kind: str = "auto",
     device: str = "auto",
-    batch_size: int = 128,
-    learning_rate: float = 2e-3,
+    batch_size: int = 32,
+    learning_rate: float | None = None,
 ) -> dict:
     """Autoencoder vs PCA at the same dimension on the same split: reconstruction error and downstream AUROC.
 

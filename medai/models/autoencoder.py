@@ -15,7 +15,7 @@ from torch import nn
 from medai.errors import InvalidInputError, check_choice
 from medai.models.registry import NETWORKS
 
-OUTPUTS = ("sigmoid", "linear")
+OUTPUTS = ("sigmoid", "linear", "clamp")
 
 
 def _check_widths(input_dim: int, hidden, code_dim: int) -> tuple[int, ...]:
@@ -52,7 +52,8 @@ class DenseAutoencoder(nn.Module):
         hidden: widths of the encoder's hidden layers; the decoder mirrors them.
         code_dim: width of the code (the linear bottleneck).
         dropout: dropout after each hidden ReLU.
-        output: ``"sigmoid"`` for inputs in [0, 1] (images), ``"linear"`` for any real inputs.
+        output: ``"sigmoid"`` or ``"clamp"`` (linear, clipped to [0, 1]) for inputs in [0, 1] (images),
+            ``"linear"`` for any real inputs.
     """
 
     def __init__(
@@ -69,6 +70,51 @@ class DenseAutoencoder(nn.Module):
         """Training-time corruption: none for this network (dropout, if any, regularises it)."""
         return inputs, missing
 
+    @torch.no_grad()
+    def initialise_from_pca(self, inputs: torch.Tensor) -> None:
+        """Set the weights so that the network computes PCA's reconstruction at ``code_dim`` dimensions.
+
+        Training then starts from the best linear autoencoder instead of from noise, and can only improve on it
+        where the non-linearity helps. The first hidden layer holds the leading ``hidden`` principal components,
+        the code the leading ``code_dim``; each ReLU gets a bias that keeps it in its linear range on ``inputs``
+        with a margin of the unit's range (so that new inputs stay linear too).
+
+        Args:
+            inputs: training inputs of shape (n_samples, ...) with ``input_dim`` features per sample.
+        """
+        linear = [m for m in self.modules() if isinstance(m, nn.Linear)]
+        widths = [linear[0].in_features] + [m.out_features for m in linear]
+        if len(linear) != 4 or self.output == "sigmoid" or widths[1] < widths[2]:
+            raise InvalidInputError(
+                "PCA initialisation needs one hidden layer at least as wide as the code and output 'linear' or "
+                "'clamp'; "
+                f"got widths {widths} and output={self.output!r}."
+            )
+        flat = inputs.reshape(len(inputs), -1).double()  # (n, input_dim)
+        mean = flat.mean(0)
+        hidden, code = widths[1], widths[2]
+        _, _, vt = torch.linalg.svd(flat - mean, full_matrices=False)
+        components = torch.zeros(hidden, flat.shape[1], dtype=torch.float64)  # (hidden, input_dim)
+        rank = min(hidden, len(vt))
+        components[:rank] = vt[:rank]
+        scores = (flat - mean) @ components.T  # (n, hidden)
+        low, high = scores.min(0).values, scores.max(0).values  # (hidden,) each
+        margin = (high - low).clamp_min(1.0)
+        shift = margin - low  # every pre-activation on the training inputs >= margin
+        select = torch.eye(code, hidden, dtype=torch.float64)  # (code, hidden): picks the leading components
+        lift = margin.clone()  # decoder ReLU offsets, (hidden,)
+        lift[:code] -= low[:code]
+        leading = vt[:code].T  # (input_dim, code)
+        weights = [
+            (components, shift - components @ mean),  # hidden units: the principal scores, shifted positive
+            (select, -shift[:code]),  # code: the leading principal scores
+            (select.T, lift),  # decoder hidden units: the code, shifted positive
+            (leading @ select, mean - leading @ lift[:code]),  # reconstruction: mean + components' span
+        ]
+        for module, (weight, bias) in zip(linear, weights, strict=True):
+            module.weight.copy_(weight.float())
+            module.bias.copy_(bias.float())
+
     def encode(self, inputs: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
         flat = inputs.reshape(len(inputs), -1)  # (batch, input_dim)
         if flat.shape[1] != self.input_dim:
@@ -79,7 +125,9 @@ class DenseAutoencoder(nn.Module):
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         flat = self.decoder(code)  # (batch, input_dim)
-        return torch.sigmoid(flat) if self.output == "sigmoid" else flat
+        if self.output == "sigmoid":
+            return torch.sigmoid(flat)
+        return flat.clamp(0.0, 1.0) if self.output == "clamp" else flat
 
     def forward(self, inputs: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(self.encode(inputs)).reshape(inputs.shape)

@@ -217,10 +217,15 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
 
 
 def _fit_ood(train_set: Dataset, val_set: Dataset, settings):
-    """Dense autoencoder on the training images; threshold = 99th percentile of validation reconstruction errors."""
+    """Dense autoencoder on the training images; threshold = 99th percentile of validation reconstruction errors.
+
+    Randomly initialised, not started from PCA: a PCA start reconstructs any smooth image well (BreastMNIST's
+    detector then separated PneumoniaMNIST images with AUROC 0.77 instead of 0.96), so novelty shows less.
+    """
     from medai.reduce import Autoencoder, OODDetector
 
-    autoencoder = Autoencoder("dense", code_dim=32, epochs=60, batch_size=32, seed=settings.seed, device=settings.device)
+    autoencoder = Autoencoder("dense", code_dim=32, epochs=60, batch_size=32, learning_rate=2e-3, seed=settings.seed,
+                              device=settings.device, init="random")  # fmt: skip
     autoencoder.fit(train_set.inputs, val_set.inputs)
     return autoencoder, OODDetector().fit(autoencoder, val_set.inputs, quantile=0.99)
 

@@ -153,6 +153,30 @@ def test_dense_autoencoder_fit_transform_inverse_score_shapes():
     assert np.array_equal(model.transform(images[:7]), codes[:7])  # a sample's code never depends on its batch-mates
 
 
+def test_pca_initialisation_reproduces_pca_and_training_keeps_at_least_its_quality():
+    from sklearn.decomposition import PCA
+
+    from medai.models.autoencoder import DenseAutoencoder
+    from medai.reduce import Autoencoder
+
+    rng = np.random.default_rng(0)
+    images = np.clip(rng.random((120, 3)) @ rng.random((3, 64)) / 3 + 0.05 * rng.random((120, 64)), 0, 1)
+    images = images.astype(np.float32)
+    train, test = images[:100], images[100:]
+    network = DenseAutoencoder(input_dim=64, hidden=(8,), code_dim=4, output="linear")
+    network.initialise_from_pca(torch.from_numpy(train))
+    pca = PCA(4).fit(train)
+    with torch.no_grad():
+        reconstruction = network(torch.from_numpy(test)).numpy()
+    np.testing.assert_allclose(reconstruction, pca.inverse_transform(pca.transform(test)), atol=1e-4)
+    with pytest.raises(InvalidInputError, match="PCA initialisation"):
+        DenseAutoencoder(input_dim=64, hidden=(8,), code_dim=4).initialise_from_pca(torch.from_numpy(train))
+    model = Autoencoder("dense", code_dim=4, epochs=3, batch_size=16, network_kwargs={"hidden": [8]}).fit(train)
+    assert model.network_kwargs_["output"] == "clamp"  # inputs in [0, 1]: reconstructions are clipped to [0, 1]
+    pca_error = np.square(np.clip(pca.inverse_transform(pca.transform(test)), 0, 1) - test).mean()
+    assert model.score(test).mean() <= pca_error * 1.05
+
+
 def test_tabular_autoencoder_reconstructs_low_rank_data_and_handles_missing_values():
     from medai.reduce import Autoencoder
 
@@ -179,7 +203,11 @@ def test_autoencoder_rejects_bad_parameters_and_inputs():
     with pytest.raises(InvalidInputError, match="code_dim"):
         Autoencoder(code_dim=0).fit(np.zeros((10, 4)))
     with pytest.raises(InvalidInputError, match=r"outside \[0, 1\]"):
-        Autoencoder("dense").fit(np.full((10, 4), 3.0))
+        Autoencoder("dense", init="random").fit(np.full((10, 4), 3.0))
+    with pytest.raises(InvalidInputError, match="dense kind only"):
+        Autoencoder("tabular", init="pca").fit(np.zeros((10, 4)))
+    with pytest.raises(InvalidInputError, match="Did you mean 'pca'"):
+        Autoencoder("dense", init="pcaa").fit(np.zeros((10, 4)))
     with pytest.raises(InvalidInputError, match="Did you mean 'dropout'"):
         Autoencoder("tabular", network_kwargs={"dropuot": 0.1}).fit(np.zeros((10, 4)))
     with pytest.raises(InvalidInputError, match="not fitted"):
