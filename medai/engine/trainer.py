@@ -6,6 +6,11 @@ selects the best epoch on a validation metric, stops early on request, checkpoin
 JSON, never pickle) and resumes exactly. Every epoch's randomness is derived from (seed, epoch, rank), so an
 interrupted run that resumes gives the same result as an uninterrupted one. Under ``torchrun`` it wraps the
 model in DistributedDataParallel and shards each epoch's batches across ranks.
+
+Inputs that cannot be stacked into one tensor (molecular graphs of different sizes) come as a
+:class:`CollatedDataset`: an object with ``labels``, ``__len__`` and ``collate(indices) -> batch dict``. The loop
+then draws the same seeded index order and asks the dataset for each batch instead of slicing tensors; everything
+else (schedule, best epoch, checkpoints, fixed-size padded inference chunks) is shared.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -29,6 +35,23 @@ from medai.errors import InvalidInputError, check_choice
 
 BatchTransform = Callable[[dict, torch.Generator], dict]
 MetricFunction = Callable[[np.ndarray, np.ndarray], dict]
+
+
+@runtime_checkable
+class CollatedDataset(Protocol):
+    """A dataset whose batches are built on demand from sample indices (e.g. variable-size molecular graphs).
+
+    Attributes:
+        labels: array of shape (n_samples, ...) handed to ``metric_fn``, or None.
+    """
+
+    labels: np.ndarray | None
+
+    def __len__(self) -> int: ...
+
+    def collate(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        """The batch dict of the samples at ``indices`` (int64, shape (batch,)), ``"label"`` included if known."""
+        ...
 
 
 @dataclass
@@ -142,7 +165,7 @@ class Trainer:
         if len(train) < 2 or len(val) < 1:
             raise InvalidInputError(f"Training needs >= 2 training and >= 1 validation samples; got {len(train)} and {len(val)}.")
         model.to(self.device)
-        data = {k: v.to(self.device) for k, v in train.tensors().items()}
+        data = train if _collated(train) else {k: v.to(self.device) for k, v in train.tensors().items()}
         per_rank_batch = max(1, cfg.batch_size // ctx.world_size)
         per_rank_samples = len(train) // ctx.world_size
         steps_per_epoch = math.ceil(per_rank_samples / per_rank_batch)
@@ -197,8 +220,10 @@ class Trainer:
         computed for it.
         """
         model.to(self.device).eval()
-        inputs = {k: v for k, v in dataset.tensors().items() if k != "label"}
         size = self.config.eval_batch_size
+        if _collated(dataset):
+            return self._predict_collated(model, dataset, size)
+        inputs = {k: v for k, v in dataset.tensors().items() if k != "label"}
         outputs = []
         for begin in range(0, len(dataset), size):
             chunk = {k: v[begin : begin + size].to(self.device) for k, v in inputs.items()}
@@ -211,15 +236,20 @@ class Trainer:
     def evaluate(self, model: nn.Module, dataset: Dataset) -> dict[str, float]:
         """The model's own mean loss plus ``metric_fn(logits, labels)`` on a dataset."""
         model.to(self.device).eval()
-        tensors = dataset.tensors()
+        collated = _collated(dataset)
+        tensors = None if collated else dataset.tensors()
         size = self.config.eval_batch_size
         outputs, loss_sum = [], 0.0
         for begin in range(0, len(dataset), size):
-            batch = {k: v[begin : begin + size].to(self.device) for k, v in tensors.items()}
+            if collated:
+                index = np.arange(begin, min(begin + size, len(dataset)))
+                batch = {k: v.to(self.device) for k, v in dataset.collate(index).items()}
+            else:
+                batch = {k: v[begin : begin + size].to(self.device) for k, v in tensors.items()}
             out = model(batch)
             outputs.append(out["logits"].float().cpu())
             if "loss" in out:
-                loss_sum += float(out["loss"]) * len(next(iter(batch.values())))
+                loss_sum += float(out["loss"]) * (len(index) if collated else len(next(iter(batch.values()))))
         metrics = {"loss": loss_sum / max(len(dataset), 1)}
         if self.metric_fn is not None:
             metrics.update(self.metric_fn(torch.cat(outputs).numpy(), dataset.labels))
@@ -227,12 +257,25 @@ class Trainer:
 
     # -- internals --------------------------------------------------------------------------------------------
 
+    def _predict_collated(self, model: nn.Module, dataset: CollatedDataset, size: int) -> np.ndarray:
+        """``predict`` for a CollatedDataset: fixed-size chunks, the last padded with its first sample."""
+        outputs = []
+        for begin in range(0, len(dataset), size):
+            index = np.arange(begin, min(begin + size, len(dataset)))
+            count = len(index)
+            padded = np.concatenate([index, np.full(size - count, index[0])])
+            batch = {k: v.to(self.device) for k, v in dataset.collate(padded).items() if k != "label"}
+            outputs.append(model(batch)["logits"][:count].float().cpu())
+        return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), np.float32)
+
     def _train_epoch(self, network, data, epoch, batch_size, optimizer, scheduler, bar) -> tuple[float, int, float]:
         cfg, ctx = self.config, self.context
         torch.manual_seed(_derive_seed(cfg.seed, epoch, ctx.rank, stream=1))  # dropout
-        order = torch.randperm(len(next(iter(data.values()))), generator=_generator(cfg.seed, epoch, 0, stream=2))
+        collated = not isinstance(data, dict)
+        n = len(data) if collated else len(next(iter(data.values())))
+        order = torch.randperm(n, generator=_generator(cfg.seed, epoch, 0, stream=2))
         usable = len(order) - len(order) % ctx.world_size
-        order = order[:usable][ctx.rank :: ctx.world_size].to(self.device)
+        order = order[:usable][ctx.rank :: ctx.world_size].to("cpu" if collated else self.device)
         augment_generator = _generator(cfg.seed, epoch, ctx.rank, stream=3)
         network.train()
         total_loss = torch.zeros((), device=self.device)
@@ -242,7 +285,10 @@ class Trainer:
             if len(index) < 2:  # batch norm cannot train on a single sample
                 bar.update(1)
                 continue
-            batch = {k: v[index] for k, v in data.items()}
+            if collated:
+                batch = {k: v.to(self.device) for k, v in data.collate(index.numpy()).items()}
+            else:
+                batch = {k: v[index] for k, v in data.items()}
             if self.train_transform is not None:
                 batch = self.train_transform(batch, augment_generator)
             loss = network(batch)["loss"]
@@ -327,6 +373,10 @@ class Trainer:
         result.resumed_from_epoch = len(result.history)
         best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         return result, best_state, meta["bad_epochs"]
+
+
+def _collated(dataset) -> bool:
+    return not isinstance(dataset, Dataset) and callable(getattr(dataset, "collate", None))
 
 
 def _derive_seed(seed: int, epoch: int, rank: int, stream: int) -> int:

@@ -126,3 +126,42 @@ def test_monitor_must_be_a_computed_metric():
     trainer = Trainer(TrainerConfig(max_epochs=1, batch_size=8, monitor="auroc", progress=False))
     with pytest.raises(InvalidInputError, match="'auroc' is not computed"):
         trainer.fit(_model(), _data(16, 0), _data(8, 1))
+
+
+class _Collated:
+    """The same samples as a Dataset, served through ``collate`` (the path variable-size graphs take)."""
+
+    def __init__(self, data: Dataset):
+        self.tensors, self.labels = data.tensors(), data.labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def collate(self, indices: np.ndarray) -> dict:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return {k: v[index] for k, v in self.tensors.items()}
+
+
+def test_collated_datasets_train_exactly_like_in_memory_tensors():
+    config = TrainerConfig(max_epochs=3, batch_size=8, monitor="accuracy", progress=False)
+    train, val = _data(40, 0), _data(16, 1)
+    results = []
+    for wrap in (lambda d: d, _Collated):
+        model = _model()
+        result = Trainer(config, metric_fn=_accuracy).fit(model, wrap(train), wrap(val))
+        logits = Trainer(config).predict(model, wrap(_data(21, 2)))
+        results.append((result.history, model.state_dict(), logits))
+    assert results[0][0] == results[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(results[0][1].values(), results[1][1].values()))
+    assert np.array_equal(results[0][2], results[1][2]) and results[0][2].shape == (21, 2)
+
+
+def test_collated_prediction_does_not_depend_on_batch_mates():
+    model = _model().eval()
+    data = _Collated(_data(20, 3))
+    whole = Trainer(TrainerConfig(progress=False, eval_batch_size=8)).predict(model, data)
+    alone = Trainer(TrainerConfig(progress=False, eval_batch_size=8)).predict(model, _Collated(_data(20, 3)))
+    assert np.array_equal(whole, alone)
+    data.labels = data.labels[:5]
+    data.tensors = {k: v[:5] for k, v in data.tensors.items()}
+    assert np.array_equal(Trainer(TrainerConfig(progress=False, eval_batch_size=8)).predict(model, data), whole[:5])
