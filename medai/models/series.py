@@ -22,7 +22,7 @@ from torch import nn
 from medai.errors import InvalidInputError, check_choice
 
 TASK_TYPES = ("binary", "multiclass", "regression")
-REGRESSION_LOSSES = ("mse", "huber")
+REGRESSION_LOSSES = ("mse", "huber", "l1")
 _MINIMUM = {"n_features": 1, "n_outputs": 1, "n_static": 0, "hidden": 1, "num_layers": 1, "width": 1, "kernel_size": 1}
 
 
@@ -114,7 +114,8 @@ class SeriesModel(nn.Module):
         class_weight: loss weight per class, shape (n_outputs,); classification only.
         target_mean: mean of each regression target on the training split, shape (n_outputs,); default 0.
         target_std: standard deviation of each regression target on the training split, shape (n_outputs,); default 1.
-        regression_loss: ``"mse"`` or ``"huber"`` (on standardised targets, threshold 1).
+        regression_loss: ``"mse"``, ``"huber"`` (on standardised targets, threshold 1) or ``"l1"`` (absolute error:
+            predicts the conditional median, what a mean absolute error rewards).
         input_key: the batch key holding the series.
 
     Examples:
@@ -202,6 +203,8 @@ class SeriesModel(nn.Module):
         error = torch.where(observed, raw - scaled, 0.0)  # (batch, n_outputs), 0 where missing
         if self.regression_loss == "huber":
             per_value = F.huber_loss(error, torch.zeros_like(error), reduction="none", delta=1.0)
+        elif self.regression_loss == "l1":
+            per_value = error.abs()
         else:
             per_value = error.square()
         return per_value.sum() / observed.sum().clamp_min(1)
