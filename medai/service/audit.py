@@ -1,0 +1,188 @@
+"""The audit log: append-only and hash-chained, so that an edited, inserted or deleted entry is detected.
+
+Each entry records who (user name and role), when, what (the action), which model version (name, version,
+weights' checksum), the SHA-256 of the input (never the input), the outcome and a small JSON ``detail`` that
+never holds patient data. Its ``hash`` is ``sha256(prev_hash + canonical JSON of the entry)``, where the entry is
+every column except the two hashes and ``prev_hash`` is the previous entry's hash (64 zeros for the first).
+Ids run consecutively from 1; the ``audit_anchor`` row holds the last id and hash, so a deleted tail shows too.
+The database refuses UPDATE and DELETE on the table (triggers created by the migration).
+
+Examples:
+    >>> entry_hash(GENESIS, {"id": 1, "action": "auth.login"})[:16]
+    '9ebd2d72fdb24d30'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from medai.service.models import AuditAnchor, AuditEntry, ModelVersion, User
+
+GENESIS = "0" * 64
+HASHED_FIELDS = ("id", "at", "actor", "role", "action", "model_name", "model_version", "model_checksum",
+                 "input_sha256", "outcome", "detail", "client")
+MAX_DETAIL_CHARACTERS = 2000
+_append_lock = threading.Lock()  # one writer at a time in this process; the anchor row lock covers other processes
+
+
+def canonical_json(document) -> str:
+    """Key-sorted, compact, UTF-8 JSON: the same document always gives the same text."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def entry_hash(prev_hash: str, fields: dict) -> str:
+    """``sha256(prev_hash + canonical_json(fields))`` as hex."""
+    return hashlib.sha256((prev_hash + canonical_json(fields)).encode("utf-8")).hexdigest()
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """UTC time as hashed and stored: ``2026-01-31T12:00:00.000000Z``."""
+    moment = moment or datetime.now(timezone.utc)
+    if moment.tzinfo is None:  # a naive time is taken as UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def append(
+    session: Session,
+    action: str,
+    outcome: str,
+    *,
+    actor: User | str | None = None,
+    version: ModelVersion | None = None,
+    model_name: str | None = None,
+    input_sha256: str | None = None,
+    detail: dict | None = None,
+    client: str | None = None,
+) -> AuditEntry:
+    """Append one entry and commit the session (with whatever else it holds, so a change and its entry land together).
+
+    Args:
+        action: what happened, e.g. ``"predict"``, ``"model.register"``, ``"auth.login"``.
+        outcome: ``"ok"``, ``"denied"``, ``"invalid"``, ``"error"`` ...
+        actor: the user (or a user name for failed sign-ins).
+        version: the model version concerned (name, version and checksum are recorded).
+        model_name: the model concerned when no version is.
+        input_sha256: SHA-256 of the request's input.
+        detail: small JSON-ready facts (counts, error types); never patient data.
+        client: the client's address.
+    """
+    text = canonical_json(detail or {})
+    if len(text) > MAX_DETAIL_CHARACTERS:
+        text = canonical_json({"truncated": True})
+    if isinstance(actor, User):
+        name, role = actor.username, actor.role
+    else:
+        name, role = (actor[:64] if actor else None), None
+    with _append_lock:
+        anchor = session.scalars(select(AuditAnchor).where(AuditAnchor.id == 1).with_for_update()).one()
+        fields = {
+            "id": anchor.last_id + 1,
+            "at": timestamp(),
+            "actor": name,
+            "role": role,
+            "action": action,
+            "model_name": version.model.name if version is not None else (model_name[:64] if model_name else None),
+            "model_version": version.version if version is not None else None,
+            "model_checksum": version.checksum if version is not None else None,
+            "input_sha256": input_sha256,
+            "outcome": outcome,
+            "detail": text,
+            "client": client[:64] if client else None,
+        }
+        entry = AuditEntry(**fields, prev_hash=anchor.last_hash, hash=entry_hash(anchor.last_hash, fields))
+        session.add(entry)
+        anchor.last_id, anchor.last_hash = entry.id, entry.hash
+        session.commit()
+    return entry
+
+
+def fields_of(entry: AuditEntry) -> dict:
+    """The hashed columns of a stored entry."""
+    return {name: getattr(entry, name) for name in HASHED_FIELDS}
+
+
+@dataclass
+class ChainReport:
+    """The result of :func:`verify_chain`."""
+
+    valid: bool
+    entries: int  # entries checked
+    first_bad_id: int | None = None  # the first entry (or missing id) where the chain breaks
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def verify_chain(session: Session, batch: int = 1000) -> ChainReport:
+    """Recompute every hash in id order; report the first edited, inserted or deleted entry."""
+    previous, expected_id, count = GENESIS, 1, 0
+    for entry in _entries_in_order(session, batch):
+        count += 1
+        if entry.id != expected_id:
+            return ChainReport(False, count, expected_id, f"entry {expected_id} is missing (next id is {entry.id})")
+        if entry.prev_hash != previous:
+            return ChainReport(False, count, entry.id, f"entry {entry.id} does not follow the entry before it")
+        if entry_hash(previous, fields_of(entry)) != entry.hash:
+            return ChainReport(False, count, entry.id, f"entry {entry.id} was changed after it was written")
+        previous, expected_id = entry.hash, expected_id + 1
+    anchor = session.get(AuditAnchor, 1, populate_existing=True)
+    if anchor is None or anchor.last_id != expected_id - 1 or anchor.last_hash != previous:
+        last = None if anchor is None else anchor.last_id
+        return ChainReport(False, count, expected_id, f"the log ends at entry {expected_id - 1} but the anchor "
+                                                      f"records entry {last}: entries were deleted")
+    return ChainReport(True, count)
+
+
+def _entries_in_order(session: Session, batch: int) -> Iterator[AuditEntry]:
+    after = 0
+    while True:
+        query = select(AuditEntry).where(AuditEntry.id > after).order_by(AuditEntry.id).limit(batch)
+        rows = session.scalars(query.execution_options(populate_existing=True)).all()  # what is stored now
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].id
+        session.expunge_all()
+
+
+def search(
+    session: Session,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    model_name: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+    newest_first: bool = True,
+) -> list[AuditEntry]:
+    """Entries matching every given filter (times compare on the stored UTC timestamp)."""
+    query = select(AuditEntry).where(AuditEntry.id > after_id)
+    for column, value in ((AuditEntry.action, action), (AuditEntry.actor, actor),
+                          (AuditEntry.model_name, model_name), (AuditEntry.outcome, outcome)):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(AuditEntry.at >= timestamp(since))
+    if until is not None:
+        query = query.where(AuditEntry.at < timestamp(until))
+    order = AuditEntry.id.desc() if newest_first else AuditEntry.id
+    return list(session.scalars(query.order_by(order).limit(limit)))
+
+
+def to_public(entry: AuditEntry) -> dict:
+    """An entry as JSON-ready data (``detail`` parsed), with its hashes."""
+    return {**fields_of(entry), "detail": json.loads(entry.detail or "{}"), "prev_hash": entry.prev_hash,
+            "hash": entry.hash}

@@ -1,0 +1,137 @@
+"""Typed FastAPI dependencies: the database session, the signed-in user, and role checks.
+
+Routes declare what they need in their signature::
+
+    @router.post("/models/{name}/predict/file")
+    async def predict_file(name: str, user: Predictor, session: SessionDep): ...
+
+A missing, expired, tampered or revoked token answers 401; a valid user whose role lacks the route's permission
+answers 403 (and the denial is audited).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Annotated
+
+from argon2 import PasswordHasher
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from medai.service import audit
+from medai.service.db import Database
+from medai.service.errors import Forbidden, Unauthorized
+from medai.service.inference import Inference
+from medai.service.models import ApiToken, User
+from medai.service.registry import BundleCache
+from medai.service.security import (
+    TokenError,
+    allowed,
+    decode_access_token,
+    denial_message,
+    hash_api_token,
+    is_api_token,
+)
+from medai.service.settings import ServiceSettings
+
+TOKEN_URL = "/api/auth/token"
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # how often an API token's last_used_at is written
+
+
+@dataclass
+class Services:
+    """Everything a request may need, created once by ``create_app`` and kept on ``app.state.services``."""
+
+    settings: ServiceSettings
+    database: Database
+    hasher: PasswordHasher
+    cache: BundleCache
+    inference: Inference
+    signing_key: str
+    dummy_hash: str  # verified against for unknown user names, so that they take as long as known ones
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with get_services(request).database.session() as session:
+        yield session
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SessionDep = Annotated[Session, Depends(get_session)]
+bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def get_current_user(request: Request, session: SessionDep, services: ServicesDep,
+                     token: Annotated[str | None, Depends(bearer)]) -> User:
+    """The user a bearer token (a browser access token or an API token) belongs to."""
+    if not token:
+        raise Unauthorized("Sign in first: send 'Authorization: Bearer <token>' with a token from POST "
+                           f"{TOKEN_URL} or an API token.")
+    user = _api_token_user(session, token) if is_api_token(token) else _access_token_user(session, token, services)
+    if not user.is_active:
+        raise Unauthorized("This account is deactivated; ask an administrator.")
+    request.state.user = user.username
+    return user
+
+
+def _access_token_user(session: Session, token: str, services: Services) -> User:
+    try:
+        user_id, generation = decode_access_token(token, services.signing_key)
+    except TokenError as error:
+        raise Unauthorized(str(error)) from None
+    user = session.get(User, user_id)
+    if user is None or user.token_generation != generation:
+        raise Unauthorized("The access token is no longer valid (password or role changed, or account removed); "
+                           "sign in again.")
+    return user
+
+
+def _api_token_user(session: Session, token: str) -> User:
+    record = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_api_token(token)))
+    now = datetime.now(timezone.utc)
+    if record is None:
+        raise Unauthorized("Unknown API token.")
+    if record.revoked_at is not None:
+        raise Unauthorized("This API token was revoked; create a new one.")
+    if record.expires_at is not None and record.expires_at <= now:
+        raise Unauthorized("This API token has expired; create a new one.")
+    if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
+        record.last_used_at = now
+        session.commit()
+    return record.user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require(permission: str):
+    """A dependency giving the current user when their role holds ``permission``; 403 (audited) otherwise."""
+
+    def check(request: Request, user: CurrentUser, session: SessionDep) -> User:
+        if not allowed(user.role, permission):
+            route = getattr(request.scope.get("route"), "path", request.url.path)
+            audit.append(session, "access.denied", "denied", actor=user, client=client_address(request),
+                         detail={"permission": permission, "route": route, "method": request.method})
+            raise Forbidden(denial_message(user.role, permission))
+        return user
+
+    return check
+
+
+Admin = Annotated[User, Depends(require("users:manage"))]
+AuditReader = Annotated[User, Depends(require("audit:read"))]
+ModelReader = Annotated[User, Depends(require("models:read"))]
+ModelManager = Annotated[User, Depends(require("models:write"))]
+Predictor = Annotated[User, Depends(require("predict"))]

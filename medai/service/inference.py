@@ -1,0 +1,247 @@
+"""Predictions and explanations for any registered task, with no per-model code.
+
+A request's input becomes a file in a private scratch folder, which is handed to ``medai.api.predict`` /
+``medai.api.explain`` like a file named on the command line:
+
+- an upload (image, DICOM, table, any allowed record file) is written as ``input<suffix>``; the client's file name
+  is never used as a path, logged or echoed (it may name a patient);
+- JSON records (lab values, SMILES, ...) are written as a CSV with the bundle's columns.
+
+What a bundle accepts is read from its config (:func:`input_spec`): a bundle may declare ``"input_spec"`` itself;
+otherwise image preprocessing means an image upload, a fitted table preprocessor means a form of its columns,
+``smiles_column`` or ``columns`` mean text fields, and anything else accepts a file or free JSON records.
+DICOM files pass through medai's DICOM reader, which keeps only the pixels. The scratch folder is deleted after
+each request.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import math
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import anyio
+import numpy as np
+
+from medai.errors import BundleIntegrityError, MedaiError, MissingDependencyError, did_you_mean
+from medai.service.errors import ModelUnavailable, Unprocessable, UnsupportedMediaType
+from medai.service.registry import BundleCache, LoadedBundle
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".arff")
+RECORD_SUFFIXES = (*TABLE_SUFFIXES, ".json", ".txt", ".smi", ".npz", ".npy", ".hea", ".dat", ".edf", ".xml", ".zip")
+MAX_FIELD_CHARACTERS = 2000
+_MAGIC = {".png": (0, b"\x89PNG\r\n\x1a\n"), ".jpg": (0, b"\xff\xd8\xff"), ".jpeg": (0, b"\xff\xd8\xff")}
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- what a bundle accepts ---------------------------------------------------------------------------------------
+
+
+def input_spec(config: dict) -> dict:
+    """What a bundle takes: ``{"kind": "image" | "record" | "file", "suffixes": [...], "fields": [...]}``.
+
+    Fields are ``{"name", "type": "number" | "category" | "text", ...}``; numbers carry the training median and
+    percentiles, categories their training categories, so a form can show what is typical.
+    """
+    if isinstance(config.get("input_spec"), dict):
+        return {"kind": "file", "suffixes": list(RECORD_SUFFIXES), "fields": [], **config["input_spec"]}
+    prep = config.get("preprocessing") or {}
+    if "image_size" in prep:
+        return {"kind": "image", "suffixes": list(IMAGE_SUFFIXES), "fields": [],
+                "image_size": prep["image_size"], "channels": prep.get("channels")}
+    if prep.get("cls") == "TabularPreprocessor":
+        fields = [{"name": name, "type": "number", "median": prep["medians"][i],
+                   "percentiles": (prep.get("percentiles") or {}).get(name)} for i, name in enumerate(prep["numeric"])]
+        fields += [{"name": name, "type": "category", "categories": list(prep["categories"].get(name, []))}
+                   for name in prep["categorical"]]
+        return {"kind": "record", "suffixes": list(TABLE_SUFFIXES), "fields": fields}
+    if "smiles_column" in config:
+        return {"kind": "record", "suffixes": list(TABLE_SUFFIXES),
+                "fields": [{"name": config.get("smiles_column") or "smiles", "type": "text"}]}
+    if isinstance(config.get("columns"), dict):
+        names = [name for name in config["columns"].values() if isinstance(name, str)]
+        return {"kind": "record", "suffixes": list(TABLE_SUFFIXES), "fields": [{"name": n, "type": "text"} for n in names]}
+    return {"kind": "file", "suffixes": list(RECORD_SUFFIXES), "fields": []}
+
+
+# -- turning requests into files ---------------------------------------------------------------------------------
+
+
+def upload_suffix(filename: str | None, spec: dict) -> str:
+    """The upload's suffix (lower case) after checking that the name is a plain file name of an accepted type."""
+    name = filename or ""
+    if not name or len(name) > 255 or any(c in name for c in "/\\\x00") or name in (".", "..") or name.startswith("..") \
+            or any(ord(c) < 32 for c in name):
+        raise Unprocessable("The upload's file name must be a plain file name (no folders, '..' or control "
+                            "characters), e.g. 'scan.png'.")
+    suffix = Path(name).suffix.lower()
+    if suffix not in spec["suffixes"]:
+        raise UnsupportedMediaType(f"This model accepts {', '.join(spec['suffixes'])} files; the upload's name ends in "
+                                   f"{suffix or 'no suffix'}.")
+    return suffix
+
+
+def check_content(data: bytes, suffix: str) -> None:
+    """Refuse an empty upload, or an image whose first bytes do not match its suffix."""
+    if not data:
+        raise Unprocessable("The uploaded file is empty.")
+    if suffix in _MAGIC:
+        offset, magic = _MAGIC[suffix]
+        if data[offset : offset + len(magic)] != magic:
+            raise UnsupportedMediaType(f"The upload is named {suffix} but its content is not a "
+                                       f"{suffix.lstrip('.').upper()} image.")
+
+
+def write_records(records: list[dict], spec: dict, config: dict, path: Path) -> Path:
+    """Write JSON records as a CSV with the bundle's columns; unknown fields are refused with the nearest name."""
+    known = [field["name"] for field in spec.get("fields", [])]
+    given = list(dict.fromkeys(key for record in records for key in record))
+    if known:
+        unknown = [key for key in given if key not in known]
+        if unknown:
+            hint = "".join(did_you_mean(key, known) for key in unknown[:3])
+            raise Unprocessable(f"Unknown field(s) {', '.join(repr(k[:40]) for k in unknown[:5])}; this model reads "
+                                f"{', '.join(known)}.{hint}")
+        if not any(record for record in records):
+            raise Unprocessable(f"The record is empty; give at least one of {', '.join(known)}.")
+    columns = known or given
+    if not columns:
+        raise Unprocessable("The records are empty; give at least one field.")
+    id_column = (config.get("settings") or {}).get("id_column")
+    header = [*columns, *([id_column] if id_column and id_column not in columns else [])]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for number, record in enumerate(records, start=1):
+            row = [_cell(name, record.get(name)) for name in columns]
+            writer.writerow(row + ([f"record-{number}"] if len(header) > len(columns) else []))
+    return path
+
+
+def _cell(name: str, value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Unprocessable(f"Field {name!r} holds a non-finite number; give a finite value or leave it out.")
+    text = repr(value) if isinstance(value, float) else str(value)
+    if any(ord(c) < 32 for c in text):
+        raise Unprocessable(f"Field {name!r} holds a control character (such as a line break); remove it.")
+    return text
+
+
+# -- running the task --------------------------------------------------------------------------------------------
+
+
+class Scratch:
+    """A private folder for one request's files, removed on exit."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __enter__(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix="request-", dir=self.root))
+        return self.path
+
+    def __exit__(self, *_exc) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class Inference:
+    """Runs predictions and explanations in worker threads, at most ``threads`` at once, one at a time per bundle."""
+
+    def __init__(self, cache: BundleCache, threads: int = 2):
+        self.cache = cache
+        self.limiter = anyio.CapacityLimiter(threads)
+
+    async def config(self, version) -> dict:
+        """The config.json of ``version`` (loading the bundle on first use)."""
+        loaded = await anyio.to_thread.run_sync(self._loaded, version)
+        return loaded.bundle.config
+
+    async def predict(self, version, source: Path, display_name: str) -> list[dict]:
+        return await anyio.to_thread.run_sync(partial(self._predict, version, source, display_name), limiter=self.limiter)
+
+    async def explain(self, version, source: Path, display_name: str, target: str | None) -> dict:
+        call = partial(self._explain, version, source, display_name, target)
+        return await anyio.to_thread.run_sync(call, limiter=self.limiter)
+
+    def _loaded(self, version) -> LoadedBundle:
+        try:
+            return self.cache.get(version)
+        except (BundleIntegrityError, MissingDependencyError) as error:
+            raise ModelUnavailable(f"The model cannot be used now: {error}") from None
+
+    def _predict(self, version, source: Path, display_name: str) -> list[dict]:
+        from medai import api
+
+        loaded = self._loaded(version)
+        with loaded.lock, task_errors(source.parent):
+            results = api.predict(loaded.bundle, [source])
+        if not results:
+            raise Unprocessable("No usable record in the input (every field missing, or no rows).")
+        return [clean(result, source, display_name) for result in results]
+
+    def _explain(self, version, source: Path, display_name: str, target: str | None) -> dict:
+        from medai import api
+
+        loaded = self._loaded(version)
+        out = source.parent / "explanation.png"
+        options = {"target": target} if target else {}
+        with loaded.lock, task_errors(source.parent):
+            prediction = api.predict(loaded.bundle, [source])
+            explanation = api.explain(loaded.bundle, source, out, **options)
+        picture = base64.b64encode(out.read_bytes()).decode("ascii") if out.is_file() else None
+        return {"prediction": clean(prediction[0], source, display_name) if prediction else None,
+                "explanation": clean(explanation, source, display_name), "image_png_base64": picture}
+
+
+@contextmanager
+def task_errors(scratch: Path) -> Iterator[None]:
+    """Turn the task's errors into 4xx/5xx answers whose messages name no server path."""
+    try:
+        yield
+    except (BundleIntegrityError, MissingDependencyError) as error:
+        raise ModelUnavailable(f"The model cannot be used now: {error}") from None
+    except MedaiError as error:
+        prefix = str(scratch)
+        raise Unprocessable(str(error).replace(prefix + "/", "").replace(prefix, "upload")) from None
+
+
+def clean(result, source: Path, display_name: str):
+    """A task's result as plain JSON: numpy values unwrapped, NaN as null, scratch paths dropped, and the scratch
+    file's name (``input.png``) shown as ``display_name``; record ids such as ``row-2`` are kept."""
+    prefix = str(source.parent)
+
+    def convert(value, key=None):
+        if key == "input" and str(value) in (source.name, str(source)):
+            return display_name
+        if isinstance(value, dict):
+            return {str(k): convert(v, str(k)) for k, v in value.items()
+                    if not (isinstance(v, (str, Path)) and str(v).startswith(prefix))}
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        if isinstance(value, np.ndarray):
+            return convert(value.tolist())
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, Path):
+            return value.name
+        return value
+
+    return convert(result)

@@ -1,0 +1,168 @@
+"""ASGI middleware: request size limits, security headers, and request logging without request data.
+
+The size limit checks ``Content-Length`` first and then counts the bytes actually received, so a chunked upload
+cannot slip past it. Logs name the method, path, status, duration and user, never bodies, file names or
+query values beyond the path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+from fastapi import HTTPException
+
+logger = logging.getLogger("medai.service")
+
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+                           "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+class _TooLarge(HTTPException):
+    """Raised while the body is read; an HTTPException, so FastAPI's body parsing passes it on unchanged."""
+
+    def __init__(self, message: str):
+        super().__init__(status_code=413, detail=message)
+
+
+async def _send_json(send, status: int, message: str) -> None:
+    body = json.dumps({"detail": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimit:
+    """Answer 413 to requests whose body exceeds the limit for their path.
+
+    Args:
+        app: the wrapped ASGI app.
+        default: limit in bytes for every path.
+        overrides: ``{path prefix: limit}`` for larger uploads (zipped bundles).
+    """
+
+    def __init__(self, app, default: int, overrides: dict[str, int] | None = None):
+        self.app, self.default, self.overrides = app, default, overrides or {}
+
+    def limit_for(self, path: str) -> int:
+        return next((limit for prefix, limit in self.overrides.items() if path.startswith(prefix)), self.default)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.limit_for(scope["path"])
+        message = f"The request is larger than this service accepts ({_size(limit)}); send a smaller file."
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return await _send_json(send, 413, message)
+        received, started = 0, False
+
+        async def counting_receive():
+            nonlocal received
+            event = await receive()
+            if event["type"] == "http.request":
+                received += len(event.get("body", b""))
+                if received > limit:
+                    raise _TooLarge(message)
+            return event
+
+        async def tracking_send(event):
+            nonlocal started
+            started = started or event["type"] == "http.response.start"
+            await send(event)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _send_json(send, 413, message)
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:.0f} MiB" if limit >= 2**20 else f"{limit} bytes"
+
+
+class SecurityHeaders:
+    """Add CSP and related headers to every response; ``Cache-Control: no-store`` to API responses."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        api = scope["path"].startswith("/api/")
+
+        async def with_headers(event):
+            if event["type"] == "http.response.start":
+                headers = list(event.get("headers", [])) + SECURITY_HEADERS
+                if api:
+                    headers.append((b"cache-control", b"no-store"))
+                event = {**event, "headers": headers}
+            await send(event)
+
+        await self.app(scope, receive, with_headers)
+
+
+class InternalErrors:
+    """Answer an unexpected exception with a 500 naming its type only, and log it the same way.
+
+    The exception is not passed on, so no server logs its message or traceback: both may quote request data.
+    ``MEDAI_DEBUG=1`` logs the traceback for debugging on test data.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(event):
+            nonlocal started
+            started = started or event["type"] == "http.response.start"
+            await send(event)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as error:
+            logger.error("internal error %s on %s %s", type(error).__name__, scope["method"], scope["path"],
+                         exc_info=bool(os.environ.get("MEDAI_DEBUG")))
+            if not started:
+                await _send_json(send, 500, f"Internal error ({type(error).__name__}); it was logged without the "
+                                            f"request's data. Please report it.")
+
+
+class RequestLog:
+    """One log line per request: method, path, status, milliseconds, user (no bodies, no query strings)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        begin, status = time.perf_counter(), 500
+
+        async def remember(event):
+            nonlocal status
+            if event["type"] == "http.response.start":
+                status = event["status"]
+            await send(event)
+
+        try:
+            await self.app(scope, receive, remember)
+        finally:
+            user = (scope.get("state") or {}).get("user", "-")
+            logger.info("%s %s %s %.0fms user=%s", scope["method"], scope["path"], status,
+                        1000 * (time.perf_counter() - begin), user)

@@ -1,0 +1,420 @@
+// medai web UI: sign-in, model cards, one prediction page per input kind, audit log and users for admins.
+// Every value from the server is inserted as text nodes (never parsed as HTML); the token lives in sessionStorage
+// and goes in the Authorization header, so there are no cookies to forge.
+"use strict";
+
+const state = { token: sessionStorage.getItem("medai.token"), user: null };
+const main = () => document.getElementById("main");
+
+// -- helpers ------------------------------------------------------------------------------------------------------
+
+function h(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "className") node.className = value;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function show(...nodes) {
+  main().replaceChildren(...nodes);
+}
+
+function percent(p) {
+  return p === null || p === undefined ? "–" : `${(100 * p).toFixed(1)}%`;
+}
+
+function number(value, digits = 3) {
+  return typeof value === "number" ? Number(value.toPrecision(digits)).toString() : String(value ?? "–");
+}
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(path, { method = "GET", json, form, raw } = {}) {
+  const headers = {};
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  let body;
+  if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
+  else if (form !== undefined) body = form;
+  const response = await fetch(path, { method, headers, body });
+  if (response.status === 401 && path !== "/api/auth/token") {
+    signOut("Your session has ended; please sign in again.");
+    throw new ApiError(401, "Not signed in.");
+  }
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try { message = (await response.json()).detail || message; } catch (_) { /* not JSON */ }
+    throw new ApiError(response.status, message);
+  }
+  return raw ? response : response.json();
+}
+
+function errorBox(error) {
+  return h("p", { className: "error", role: "alert" }, error.message || String(error));
+}
+
+// -- sign-in ------------------------------------------------------------------------------------------------------
+
+function signOut(message) {
+  state.token = null; state.user = null;
+  sessionStorage.removeItem("medai.token");
+  document.getElementById("nav").hidden = true;
+  location.hash = "#/login";
+  renderLogin(message);
+}
+
+function renderLogin(message) {
+  const status = h("div");
+  if (message) status.append(h("p", { className: "notice" }, message));
+  const form = h("form", { className: "stack", onsubmit: async (event) => {
+    event.preventDefault();
+    const data = new URLSearchParams(new FormData(form));
+    form.querySelector("button").disabled = true;
+    try {
+      const result = await fetch("/api/auth/token", { method: "POST", body: data });
+      const body = await result.json();
+      if (!result.ok) throw new ApiError(result.status, body.detail);
+      state.token = body.access_token;
+      sessionStorage.setItem("medai.token", state.token);
+      await loadUser();
+      location.hash = state.user.role === "admin" ? "#/audit" : "#/models";
+      route();
+    } catch (error) {
+      status.replaceChildren(errorBox(error));
+      form.querySelector("button").disabled = false;
+    }
+  } },
+    h("label", {}, "User name", h("input", { name: "username", autocomplete: "username", required: true, autofocus: true })),
+    h("label", {}, "Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
+    h("button", { className: "primary", type: "submit" }, "Sign in"));
+  show(h("section", { className: "panel" }, h("h1", {}, "Sign in"), status, form));
+}
+
+async function loadUser() {
+  state.user = await api("/api/users/me");
+  document.getElementById("whoami").textContent = `${state.user.full_name || state.user.username} · ${state.user.role}`;
+  for (const link of document.querySelectorAll("#nav a[data-role]")) {
+    link.hidden = !link.dataset.role.split(" ").includes(state.user.role);
+  }
+  document.getElementById("nav").hidden = false;
+}
+
+// -- models -------------------------------------------------------------------------------------------------------
+
+async function renderModels() {
+  const models = await api("/api/models");
+  const cards = models.map((model) => {
+    const live = model.versions.filter((v) => !v.retired);
+    const shown = live.find((v) => v.version === model.production_version) || live[live.length - 1];
+    return h("article", { className: "card" },
+      h("h2", {}, model.name),
+      model.description ? h("p", {}, model.description) : null,
+      shown ? h("p", {}, h("span", { className: "tag" }, shown.task),
+        h("span", { className: `tag ${shown.stage}` }, `v${shown.version} ${shown.stage}`)) : h("p", { className: "muted" }, "All versions retired."),
+      shown ? h("p", { className: "muted" }, `Classes: ${shown.label_names.join(", ") || "–"}`) : null,
+      shown ? h("a", { href: `#/model/${encodeURIComponent(model.name)}/${shown.version}` }, "Open") : null);
+  });
+  show(h("h1", {}, "Models"), models.length ? h("div", { className: "cards" }, cards)
+    : h("p", { className: "panel muted" }, "No model is registered yet. Researchers register bundles through the API."));
+}
+
+async function renderModel(name, versionNumber) {
+  const model = await api(`/api/models/${encodeURIComponent(name)}`);
+  const live = model.versions.filter((v) => !v.retired);
+  const chosen = Number(versionNumber) || model.production_version || (live.length ? live[live.length - 1].version : null);
+  if (!chosen) { show(h("h1", {}, name), h("p", { className: "panel" }, "Every version of this model is retired.")); return; }
+  const detail = await api(`/api/models/${encodeURIComponent(name)}/versions/${chosen}`);
+  const chooser = h("select", { onchange: (e) => { location.hash = `#/model/${encodeURIComponent(name)}/${e.target.value}`; } },
+    live.map((v) => h("option", { value: v.version, selected: v.version === chosen }, `v${v.version} (${v.stage})`)));
+  const metrics = Object.entries(detail.metrics).filter(([key]) => key !== "split" && key !== "n_samples");
+  const header = h("section", { className: "panel" },
+    h("div", { className: "row" }, h("h1", {}, name), h("label", {}, "Version", chooser)),
+    h("p", {}, h("span", { className: "tag" }, detail.task), h("span", { className: `tag ${detail.stage}` }, detail.stage),
+      detail.retired ? h("span", { className: "tag retired" }, "retired") : null),
+    model.description ? h("p", {}, model.description) : null,
+    metrics.length ? h("p", { className: "muted" }, `${detail.metrics.split} metrics: `,
+      metrics.map(([k, v]) => `${k} ${number(v)}`).join(" · ")) : null,
+    h("p", { className: "mono muted" }, `weights sha256 ${detail.checksum}`),
+    h("details", { className: "modelcard" }, h("summary", {}, "Model card"),
+      renderMarkdown(detail.card_markdown, `/api/models/${encodeURIComponent(name)}/versions/${chosen}/files/`)));
+  const canPredict = ["clinician", "researcher"].includes(state.user.role);
+  show(header, canPredict ? predictionPanel(name, detail) : h("p", { className: "panel muted" }, "Your role does not run predictions."));
+}
+
+// -- prediction pages ---------------------------------------------------------------------------------------------
+
+function predictionPanel(name, detail) {
+  const output = h("div");
+  const base = `/api/models/${encodeURIComponent(name)}`;
+  const query = `?version=${detail.version}`;
+  const inputs = detail.inputs;
+  let form;
+  const submit = async (event, request) => {
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    output.replaceChildren(h("p", { className: "muted" }, "Working…"));
+    try { output.replaceChildren(renderResult(await request())); }
+    catch (error) { output.replaceChildren(errorBox(error)); }
+    finally { button.disabled = false; }
+  };
+  if (inputs.kind === "image") {
+    const file = h("input", { type: "file", name: "file", required: true, accept: inputs.suffixes.join(",") });
+    form = h("form", { className: "stack", onsubmit: (e) => submit(e, () => {
+      const data = new FormData(); data.append("file", file.files[0]);
+      return api(`${base}/explain/file${query}`, { method: "POST", form: data });
+    }) },
+    h("label", {}, "Image", h("small", {}, `PNG, JPEG or DICOM (identifying DICOM tags are never stored)`), file),
+    h("button", { className: "primary", type: "submit" }, "Predict and explain"));
+  } else if (inputs.kind === "record") {
+    const fields = inputs.fields.map(fieldInput);
+    form = h("form", { onsubmit: (e) => submit(e, () => {
+      const record = {};
+      for (const { field, input } of fields) {
+        const text = input.value.trim();
+        if (text === "") continue;
+        record[field.name] = field.type === "number" ? Number(text) : text;
+      }
+      return api(`${base}/explain/records${query}`, { method: "POST", json: { records: [record] } });
+    }) },
+    h("div", { className: "fields" }, fields.map((f) => f.label)),
+    h("p", { className: "muted" }, "Leave a value empty when it was not measured; the model imputes it."),
+    h("button", { className: "primary", type: "submit" }, "Predict and explain"));
+  } else {
+    const file = h("input", { type: "file", name: "file", accept: inputs.suffixes.join(",") });
+    const text = h("textarea", { placeholder: '{"records": [{"field": "value"}]}' });
+    form = h("form", { className: "stack", onsubmit: (e) => submit(e, () => {
+      if (file.files.length) {
+        const data = new FormData(); data.append("file", file.files[0]);
+        return api(`${base}/explain/file${query}`, { method: "POST", form: data });
+      }
+      let body;
+      try { body = JSON.parse(text.value); } catch (_) { throw new Error("The JSON is not valid."); }
+      return api(`${base}/explain/records${query}`, { method: "POST", json: body });
+    }) },
+    h("label", {}, "Record file", h("small", {}, inputs.suffixes.join(" ")), file),
+    h("label", {}, "…or JSON records", text),
+    h("button", { className: "primary", type: "submit" }, "Predict and explain"));
+  }
+  return h("section", { className: "panel" }, h("h2", {}, "New prediction"), form, output);
+}
+
+function fieldInput(field) {
+  let input, hint = "";
+  if (field.type === "category") {
+    input = h("select", { name: field.name }, h("option", { value: "" }, "(not recorded)"),
+      field.categories.map((c) => h("option", { value: c }, c)));
+  } else {
+    input = h("input", { name: field.name, type: field.type === "number" ? "number" : "text", step: "any",
+      inputmode: field.type === "number" ? "decimal" : null });
+    const p = field.percentiles;
+    if (p) hint = `typical ${number(p["50"])} (5–95%: ${number(p["5"])}–${number(p["95"])})`;
+  }
+  return { field, input, label: h("label", {}, field.name, hint ? h("small", {}, hint) : null, input) };
+}
+
+function renderResult(result) {
+  const prediction = result.prediction || (result.predictions && result.predictions[0]) || {};
+  const explanation = result.explanation || {};
+  const left = h("div");
+  const ood = prediction.ood;
+  if (ood && ood.out_of_distribution) {
+    left.append(h("p", { className: "warning", role: "alert" },
+      "Out-of-distribution warning: this input is unlike the data the model was trained on. Treat the result with caution."));
+  }
+  if (prediction.label !== undefined) left.append(h("h2", {}, `Prediction: ${prediction.label}`));
+  const probabilities = prediction.probabilities || explanation.probabilities;
+  if (probabilities) {
+    const best = Object.entries(probabilities).sort((a, b) => b[1] - a[1])[0][0];
+    for (const [name, p] of Object.entries(probabilities)) {
+      left.append(h("div", { className: `prob${name === best ? " best" : ""}` }, h("span", { className: "name" }, name),
+        h("span", { className: "bar" }, h("span", { style: null, "data-width": p })), h("span", {}, percent(p))));
+    }
+    left.querySelectorAll(".bar span").forEach((bar) => { bar.style.width = `${100 * Number(bar.dataset.width)}%`; });
+    left.append(h("p", { className: "muted" }, "Calibrated probabilities."));
+  }
+  if (ood) left.append(h("p", { className: "muted" }, `Novelty score ${number(ood.score)} (threshold ${number(ood.threshold)}).`));
+  const right = h("div");
+  if (explanation.features) right.append(h("h2", {}, `What drove P(${explanation.explained_class})`), contributionChart(explanation));
+  if (result.image_png_base64 && !explanation.features) {  // contributions are drawn above; other pictures here
+    right.append(h("h2", {}, explanation.method === "grad-cam" ? "Grad-CAM heat map" : "Explanation"),
+      h("img", { className: "explanation", alt: `Explanation of ${explanation.explained_class || "the prediction"}`,
+        src: `data:image/png;base64,${result.image_png_base64}` }));
+  }
+  if (!result.explanation && result.predictions && result.predictions.length > 1) right.append(resultsTable(result.predictions));
+  return h("div", {}, h("div", { className: "result" }, left, right),
+    h("p", { className: "provenance" }, `Model ${result.model.name} v${result.model.version} (${result.model.stage}), weights sha256 `,
+      h("span", { className: "mono" }, result.model.checksum.slice(0, 16)), `…; input sha256 `,
+      h("span", { className: "mono" }, result.input_sha256.slice(0, 16)), "… (recorded in the audit log)."));
+}
+
+function contributionChart(explanation) {
+  const features = explanation.features.slice(0, 12);
+  const largest = Math.max(...features.map((f) => Math.abs(f.contribution)), 1e-12);
+  const chart = h("div", {}, h("p", { className: "muted" },
+    `Red raises, blue lowers the probability, compared with a typical patient (${percent(explanation.reference_probability)}).`));
+  for (const f of features) {
+    const width = `${(50 * Math.abs(f.contribution)) / largest}%`;
+    const bar = h("span", { className: f.contribution > 0 ? "raises" : "lowers" });
+    bar.style.width = width;
+    chart.append(h("div", { className: "contrib" }, h("span", {}, `${f.feature} = ${f.value === null ? "missing" : number(f.value, 4)}`),
+      h("span", { className: "axis", title: `${f.contribution > 0 ? "+" : ""}${number(f.contribution)}` }, bar)));
+  }
+  return chart;
+}
+
+function resultsTable(rows) {
+  const keys = Object.keys(rows[0]).filter((k) => typeof rows[0][k] !== "object");
+  return h("table", {}, h("tr", {}, keys.map((k) => h("th", {}, k))),
+    rows.map((r) => h("tr", {}, keys.map((k) => h("td", {}, number(r[k]))))));
+}
+
+// -- model cards (a small, safe Markdown subset) ------------------------------------------------------------------
+
+function renderMarkdown(text, filesBase) {
+  const root = h("div", { className: "markdown" });
+  let list = null, table = null;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("|")) table = null;
+    if (!line.startsWith("- ")) list = null;
+    const heading = line.match(/^(#{1,4}) (.*)$/);
+    if (heading) root.append(h(`h${Math.min(heading[1].length + 1, 5)}`, {}, inline(heading[2], filesBase)));
+    else if (line.startsWith("- ")) { if (!list) root.append(list = h("ul")); list.append(h("li", {}, inline(line.slice(2), filesBase))); }
+    else if (line.startsWith("|")) {
+      const cells = line.split("|").slice(1, -1).map((c) => c.trim());
+      if (cells.every((c) => /^:?-+:?$/.test(c))) continue;
+      if (!table) { root.append(table = h("table")); table.append(h("tr", {}, cells.map((c) => h("th", {}, inline(c, filesBase))))); }
+      else table.append(h("tr", {}, cells.map((c) => h("td", {}, inline(c, filesBase)))));
+    } else if (line.trim()) root.append(h("p", {}, inline(line, filesBase)));
+  }
+  return root;
+}
+
+function inline(text, filesBase) {
+  const parts = [];
+  const pattern = /!\[([^\]]*)\]\(([^)\s]+)\)|`([^`]+)`|\*\*([^*]+)\*\*/g;
+  let last = 0, match;
+  while ((match = pattern.exec(text))) {
+    parts.push(text.slice(last, match.index));
+    if (match[1] !== undefined) parts.push(bundleImage(match[1], match[2], filesBase));
+    else if (match[3] !== undefined) parts.push(h("code", {}, match[3]));
+    else parts.push(h("strong", {}, match[4]));
+    last = pattern.lastIndex;
+  }
+  parts.push(text.slice(last));
+  return parts;
+}
+
+function bundleImage(alt, path, filesBase) {
+  const image = h("img", { alt });
+  if (/^plots\/[A-Za-z0-9_.-]+\.png$/.test(path)) {
+    api(filesBase + path, { raw: true }).then((r) => r.blob()).then((blob) => { image.src = URL.createObjectURL(blob); })
+      .catch(() => image.replaceWith(h("span", { className: "muted" }, `[${alt}]`)));
+  }
+  return image;
+}
+
+// -- audit log and users (admins) ---------------------------------------------------------------------------------
+
+async function renderAudit() {
+  const filters = h("form", { className: "row", onsubmit: (e) => { e.preventDefault(); load(); } },
+    h("label", {}, "Action", h("input", { name: "action", list: "audit-actions" })),
+    h("label", {}, "User", h("input", { name: "actor" })),
+    h("label", {}, "Model", h("input", { name: "model_name" })),
+    h("datalist", { id: "audit-actions" }, ["predict", "explain", "auth.login", "model.register", "model.stage",
+      "model.retire", "user.create", "user.update", "access.denied", "audit.read", "audit.export"].map((a) => h("option", { value: a }))),
+    h("button", { className: "primary", type: "submit" }, "Filter"));
+  const chain = h("div");
+  const listing = h("div");
+  const verify = h("button", { className: "primary", type: "button", onclick: async () => {
+    try {
+      const report = await api("/api/audit/verify");
+      chain.replaceChildren(report.valid ? h("p", { className: "notice" }, `Hash chain intact: ${report.entries} entries verified.`)
+        : h("p", { className: "error" }, `Hash chain BROKEN at entry ${report.first_bad_id}: ${report.reason}.`));
+    } catch (error) { chain.replaceChildren(errorBox(error)); }
+  } }, "Verify chain");
+  const download = (format) => h("button", { type: "button", className: "primary", onclick: async () => {
+    const response = await api(`/api/audit/export?format=${format}`, { raw: true });
+    const link = h("a", { href: URL.createObjectURL(await response.blob()), download: `medai-audit.${format}` });
+    document.body.append(link); link.click(); link.remove();
+  } }, `Export ${format.toUpperCase()}`);
+  async function load() {
+    const params = new URLSearchParams();
+    for (const [key, value] of new FormData(filters)) if (value) params.set(key, value);
+    try {
+      const entries = await api(`/api/audit?${params}`);
+      const columns = ["id", "at", "actor", "role", "action", "outcome", "model_name", "model_version", "input_sha256"];
+      const cell = (e, c) => {
+        if (c === "input_sha256" && e[c]) return `${e[c].slice(0, 16)}…`;
+        if (c === "at") return `${e.at.slice(0, 10)} ${e.at.slice(11, 19)} UTC`;
+        return e[c] ?? "";
+      };
+      const rows = entries.map((e) => h("tr", {}, columns.map((c) =>
+        h("td", { className: c === "input_sha256" ? "mono" : null }, cell(e, c)))));
+      const head = h("tr", {}, columns.map((c) => h("th", {}, c.replace("_", " "))));
+      listing.replaceChildren(entries.length ? h("table", {}, head, rows) : h("p", { className: "muted" }, "No entries match."));
+    } catch (error) { listing.replaceChildren(errorBox(error)); }
+  }
+  show(h("h1", {}, "Audit log"), h("section", { className: "panel" }, filters,
+    h("div", { className: "row" }, verify, download("jsonl"), download("csv")), chain), h("section", { className: "panel" }, listing));
+  load();
+}
+
+async function renderUsers() {
+  const users = await api("/api/users");
+  const status = h("div");
+  const form = h("form", { className: "row", onsubmit: async (e) => {
+    e.preventDefault();
+    const data = Object.fromEntries(new FormData(form));
+    try { await api("/api/users", { method: "POST", json: data }); renderUsers(); }
+    catch (error) { status.replaceChildren(errorBox(error)); }
+  } },
+  h("label", {}, "User name", h("input", { name: "username", required: true })),
+  h("label", {}, "Full name", h("input", { name: "full_name" })),
+  h("label", {}, "Role", h("select", { name: "role" }, ["clinician", "researcher", "admin"].map((r) => h("option", { value: r }, r)))),
+  h("label", {}, "Initial password", h("input", { name: "password", type: "password", required: true, minlength: 10, autocomplete: "new-password" })),
+  h("button", { className: "primary", type: "submit" }, "Create"));
+  const toggle = (user) => h("button", { type: "button", onclick: async () => {
+    try { await api(`/api/users/${user.id}`, { method: "PATCH", json: { is_active: !user.is_active } }); renderUsers(); }
+    catch (error) { status.replaceChildren(errorBox(error)); }
+  } }, user.is_active ? "Deactivate" : "Reactivate");
+  show(h("h1", {}, "Users"), h("section", { className: "panel" }, h("h2", {}, "New account"), form, status),
+    h("section", { className: "panel" }, h("table", {}, h("tr", {}, ["User", "Name", "Role", "Active", ""].map((c) => h("th", {}, c))),
+      users.map((u) => h("tr", {}, h("td", {}, u.username), h("td", {}, u.full_name), h("td", {}, u.role),
+        h("td", {}, u.is_active ? "yes" : "no"), h("td", {}, toggle(u)))))));
+}
+
+// -- routing ------------------------------------------------------------------------------------------------------
+
+async function route() {
+  if (!state.token) { renderLogin(); return; }
+  try {
+    if (!state.user) await loadUser();
+    const [, page, name, version] = location.hash.split("/");
+    for (const link of document.querySelectorAll("#nav a")) {
+      link.toggleAttribute("aria-current", link.getAttribute("href") === `#/${page}`);
+      if (link.hasAttribute("aria-current")) link.setAttribute("aria-current", "page");
+    }
+    if (page === "model" && name) await renderModel(decodeURIComponent(name), version);
+    else if (page === "audit") await renderAudit();
+    else if (page === "users") await renderUsers();
+    else await renderModels();
+  } catch (error) {
+    if (error.status !== 401) show(errorBox(error));
+  }
+}
+
+window.addEventListener("hashchange", route);
+document.addEventListener("DOMContentLoaded", () => {
+  document.getElementById("signout").addEventListener("click", () => signOut("Signed out."));
+  route();
+});

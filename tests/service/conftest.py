@@ -1,0 +1,136 @@
+"""Fixtures of the service tests: tiny bundles trained once per session, and a service on a temporary SQLite file.
+
+The shared ``service`` has three users (admin ``ada``, researcher ``rhea``, clinician ``cleo``) and two production
+models: ``breast`` (a tiny image classifier) and ``labs`` (a tiny lab-values classifier with an OOD detector).
+Tests that need a clean database (throttling, audit tampering, migrations) make their own with ``make_service``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="the service needs the serve extra: pip install 'medai[serve]'")
+
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.conftest import write_npz
+
+PASSWORD = "a-long-password-1"
+USERS = {"ada": "admin", "rhea": "researcher", "cleo": "clinician"}
+
+
+def write_labs(path: Path, n: int = 80, seed: int = 0) -> Path:
+    """Risk rises with glucose and with smoker == 'yes'."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["glucose", "age", "smoker", "outcome"])
+        for _ in range(n):
+            glucose, smoker = rng.normal(100, 20), rng.choice(["yes", "no"])
+            risk = 0.08 * (glucose - 100) + (1.5 if smoker == "yes" else -0.5) + rng.normal(0, 0.5)
+            writer.writerow([f"{glucose:.1f}", int(rng.normal(50, 10)), smoker, "sick" if risk > 0 else "well"])
+    return path
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory) -> dict[str, Path]:
+    """A tiny image bundle and a tiny tabular bundle, inside the folder the services may register from."""
+    import medai
+
+    root = tmp_path_factory.mktemp("bundles")
+    images = write_npz(root / "tiny.npz", sizes=(32, 16, 8))
+    medai.train("image-classification", images, root / "image", epochs=1, batch_size=16, ensemble=1, ood=False,
+                device="cpu", progress=False)
+    labs = write_labs(root / "labs.csv")
+    medai.train("tabular-classification", labs, root / "labs", target="outcome", model="logistic_regression",
+                device="cpu", progress=False)
+    Image.fromarray(np.load(images)["test_images"][1]).save(root / "one.png")
+    return {"root": root, "image": root / "image", "labs": root / "labs", "png": root / "one.png"}
+
+
+@dataclass
+class Service:
+    app: object
+    client: TestClient
+    home: Path
+    headers: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def services(self):
+        return self.app.state.services
+
+    def login(self, username: str, password: str = PASSWORD):
+        return self.client.post("/api/auth/token", data={"username": username, "password": password})
+
+    def auth(self, username: str) -> dict:
+        if username not in self.headers:
+            response = self.login(username)
+            assert response.status_code == 200, response.text
+            self.headers[username] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return self.headers[username]
+
+
+_TEMPLATE = tempfile.TemporaryDirectory(prefix="medai-service-template-")
+
+
+def _template_database() -> Path:
+    """A migrated database with the three users, made once and copied: migrating each new file costs ~0.3 s."""
+    from medai.service import migrate
+    from medai.service.accounts import create_user
+    from medai.service.db import Database
+    from medai.service.security import password_hasher
+
+    path = Path(_TEMPLATE.name) / "medai.db"
+    if not path.exists():
+        url = f"sqlite:///{path.with_suffix('.partial')}"
+        migrate.upgrade(url)
+        database = Database(url)
+        with database.session() as session:
+            for username, role in USERS.items():
+                create_user(session, password_hasher(1, 1024), username, PASSWORD, role)
+            session.commit()
+        database.dispose()
+        path.with_suffix(".partial").rename(path)
+    return path
+
+
+def make_service(home: Path, register_roots: list[Path] | None = None, **overrides) -> Service:
+    from medai.service.app import create_app
+    from medai.service.settings import ServiceSettings
+
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_template_database(), home / "medai.db")
+    settings = ServiceSettings(home=home, database_url=None, secret_key=None, register_roots=register_roots or [],
+                               argon2_time_cost=1, argon2_memory_kib=1024, **overrides)
+    app = create_app(settings)
+    return Service(app=app, client=TestClient(app), home=home)
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory, bundles) -> Service:
+    svc = make_service(tmp_path_factory.mktemp("home"), [bundles["root"]], login_ip_max_failures=1000,
+                       max_upload_bytes=256 * 1024)
+    for name, folder in (("breast", bundles["image"]), ("labs", bundles["labs"])):
+        response = svc.client.post("/api/models", json={"name": name, "path": str(folder), "stage": "production"},
+                                   headers=svc.auth("rhea"))
+        assert response.status_code == 201, response.text
+    return svc
+
+
+@pytest.fixture
+def fresh(tmp_path) -> Service:
+    """A service with its own empty database and no models."""
+    return make_service(tmp_path / "home")
+
+
+def png_upload(data: bytes, name: str = "scan.png") -> dict:
+    return {"file": (name, io.BytesIO(data), "image/png")}
