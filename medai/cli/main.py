@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-TaskOption = Annotated[str, typer.Option("--task", help="What to learn: image-classification, tabular-classification.")]
+TaskOption = Annotated[str, typer.Option("--task", help="What to learn: image-classification, tabular-classification, molecular-property, mortality, forecasting, ecg-classification.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
 
 
@@ -32,7 +32,10 @@ def train(
     task: TaskOption,
     data: Annotated[str, typer.Option(help="Data: a MedMNIST .npz or name, a folder of images, a CSV/Parquet/ARFF table.")],
     out: Annotated[Path, typer.Option(help="Folder to write the model bundle to.")],
-    target: Annotated[Optional[str], typer.Option(help="Tables: the column to predict.")] = None,
+    target: Annotated[Optional[list[str]], typer.Option(help="Tables: the column to predict. Molecules: a label column; repeat for several (default: all).")] = None,
+    smiles_column: Annotated[Optional[str], typer.Option(help="Molecules: the SMILES column (default: found by name).")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Molecules: random or scaffold split.")] = None,
+    features: Annotated[Optional[str], typer.Option(help="Molecules: extra molecule features, rdkit_2d or none.")] = None,
     id_column: Annotated[Optional[str], typer.Option(help="Tables: column of record ids (not a feature).")] = None,
     site_column: Annotated[Optional[str], typer.Option(help="Tables: column naming the hospital (not a feature).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Network from the registry (see `medai models`).")] = None,
@@ -46,20 +49,22 @@ def train(
     class_weight: Annotated[Optional[str], typer.Option(help="none or balanced.")] = None,
     ensemble: Annotated[Optional[int], typer.Option(help="Members of a deep ensemble (default: by data size).")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Training augmentation.")] = None,
+    data_format: Annotated[Optional[str], typer.Option("--format", help="ICU series: physionet2012 or mimic3 (default: detected from the folder).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     as_json: JsonFlag = False,
 ):
     """Train a model and save it as a bundle folder (weights, config, metrics, model card, plots)."""
     from medai import api
 
-    given = dict(target=target, id_column=id_column, site_column=site_column, model=model, epochs=epochs, seed=seed, device=device, batch_size=batch_size, learning_rate=learning_rate,
+    given = dict(id_column=id_column, site_column=site_column, model=model, epochs=epochs, seed=seed, device=device, batch_size=batch_size, learning_rate=learning_rate,
                  patience=patience, image_size=image_size, class_weight=class_weight, augment=augment,
-                 ensemble=ensemble)  # fmt: skip
-    settings = {k: v for k, v in given.items() if v is not None}
+                 ensemble=ensemble, smiles_column=smiles_column, split=split, features=features, format=data_format)  # fmt: skip
+    settings = {k: v for k, v in given.items() if v is not None} | _target_setting(task, target)
     bundle = api.train(task, data, out, progress=not quiet, **settings)
     if not bundle.metrics:  # a non-zero rank under torchrun: rank 0 reports
         return
-    summary = {"bundle": str(bundle.path), **{s: _headline(bundle.metrics.get(s)) for s in ("val", "test") if s in bundle.metrics}}
+    splits = ("val", "out_of_fold", "test")  # out_of_fold: cross-fitted ECG ensembles
+    summary = {"bundle": str(bundle.path), **{s: _headline(bundle.metrics.get(s)) for s in splits if s in bundle.metrics}}
     fit = bundle.metrics.get("fit", {})
     summary["best_epochs"] = fit.get("best_epochs", [])
     summary["train_seconds"] = round(fit.get("train_seconds", 0.0), 1)
@@ -68,13 +73,33 @@ def train(
     else:
         epochs = ", ".join(str(e + 1) for e in summary["best_epochs"]) or "n/a"
         typer.echo(f"saved {bundle.path}  (best epochs {epochs}; {summary['train_seconds']} s of training)")
-        for split in ("val", "test"):
+        for split in splits:
             if split in summary:
                 typer.echo(f"  {split:5s} " + "  ".join(f"{k} {v:.3f}" for k, v in summary[split].items() if v is not None))
 
 
+def _target_setting(task: str, targets: list[str] | None) -> dict:
+    """``--target`` as the task takes it: a list for multi-task learners (``targets``), else one ``target``."""
+    from dataclasses import fields
+
+    from medai.cli.errors import fail
+    from medai.tasks import get_task
+
+    if not targets:
+        return {}
+    if "targets" in {f.name for f in fields(get_task(task).Settings)}:
+        return {"targets": list(targets)}
+    if len(targets) > 1:
+        raise fail(f"the task {task} predicts one column; give --target once (got {len(targets)})")
+    return {"target": targets[0]}
+
+
 def _headline(metrics: dict | None) -> dict:
     keys = ("auroc", "auprc", "accuracy", "balanced_accuracy", "f1", "brier", "ece")
+    if metrics and "per_variable" in metrics:  # forecasting: each variable's MAE change against carrying the last value
+        return {f"{name}_mae_vs_locf": v["mae_change"] for name, v in metrics["per_variable"].items()}
+    if metrics and "rmse" in metrics:  # regression (molecular properties): its own headline, classification too if mixed
+        keys = (*(k for k in keys if k in metrics), "rmse", "mae", "r2")
     return {k: metrics.get(k) for k in keys} if metrics else {}
 
 
@@ -85,12 +110,13 @@ def evaluate(
     data: Annotated[str, typer.Option(help="Data in the format the model was trained on.")],
     split: Annotated[str, typer.Option(help="test, val, train or all.")] = "test",
     plots: Annotated[Optional[Path], typer.Option(help="Also write ROC/PR/calibration/confusion plots here.")] = None,
+    data_format: Annotated[Optional[str], typer.Option("--format", help="ICU series: physionet2012 or mimic3 (default: detected).")] = None,
     as_json: JsonFlag = False,
 ):
     """Evaluate a bundle on one split of a dataset (``--split all`` for external data)."""
     from medai import api
 
-    metrics = api.evaluate(bundle, data, split, plots_dir=plots)
+    metrics = api.evaluate(bundle, data, split, plots_dir=plots, **({"format": data_format} if data_format else {}))
     if as_json:
         _print_json(metrics)
         return
@@ -102,9 +128,10 @@ def evaluate(
 @handle_errors
 def predict(
     bundle: Annotated[Path, typer.Argument(help="A model bundle folder.")],
-    inputs: Annotated[Optional[list[Path]], typer.Argument(help="Image files (PNG, JPEG, DICOM), or an .npz / folder.")] = None,
+    inputs: Annotated[Optional[list[Path]], typer.Argument(help="Image files (PNG, JPEG, DICOM), ICU record files (PhysioNet .txt), UCR files, WFDB records, or an .npz / folder.")] = None,
     data: Annotated[Optional[Path], typer.Option(help="A table (CSV/Parquet/ARFF) or dataset to predict every record of.")] = None,
     split: Annotated[Optional[str], typer.Option(help="For an .npz, folder or table: which split (default: test for images, all for tables).")] = None,
+    smiles: Annotated[Optional[list[str]], typer.Option("--smiles", help="Molecules: a SMILES to predict (repeatable).")] = None,
     as_json: JsonFlag = False,
 ):
     """Predict the label and class probabilities of each input."""
@@ -112,15 +139,28 @@ def predict(
     from medai.cli.errors import fail
 
     items = [*(inputs or []), *([data] if data else [])]
-    if not items:
-        raise fail("give the inputs to predict: image files, or --data FILE")
-    results = api.predict(bundle, items, **({"split": split} if split else {}))
+    if not items and not smiles:
+        raise fail("give the inputs to predict: image files, --data FILE, or --smiles S")
+    results = api.predict(bundle, items, **({"split": split} if split else {}), **({"smiles": smiles} if smiles else {}))
     if as_json:
         _print_json(results)
         return
     for result in results:
-        probabilities = "  ".join(f"{k}={v:.3f}" for k, v in result["probabilities"].items())
-        typer.echo(f"{result['input']}: {result['label']}  ({probabilities})")
+        if "tasks" in result or "error" in result:
+            typer.echo(_molecule_line(result))
+            continue
+        probabilities = "  ".join(f"{k}={v:.3f}" for k, v in result.get("probabilities", {}).items())
+        typer.echo(f"{result['input']}: {result['label']}" + (f"  ({probabilities})" if probabilities else ""))
+
+
+def _molecule_line(result: dict) -> str:
+    where = f"row {result['row']} " if result.get("row") else ""
+    if "error" in result:
+        return f"{where}{result['input']}: {result['error']} ({result['reason']})"
+    values = "  ".join(f"{name}={v.get('probability', v.get('value')):.3f}±{v['uncertainty']:.3f}"
+                       for name, v in result["tasks"].items())
+    domain = "in domain" if result["domain"]["in_domain"] else "OUT OF DOMAIN"
+    return f"{where}{result['smiles']}: {values}  ({domain}, similarity {result['domain']['score']:.2f})"
 
 
 @app.command()
@@ -133,15 +173,16 @@ def explain(
     target: Annotated[Optional[str], typer.Option(help="Class to explain (default: the predicted one).")] = None,
     index: Annotated[int, typer.Option("--index", "--row", help="Record (row) index within the input or --split.")] = 0,
     split: Annotated[Optional[str], typer.Option(help="Split of an .npz / folder / table (default: test for images, all for tables).")] = None,
+    smiles: Annotated[Optional[str], typer.Option("--smiles", help="Molecules: the SMILES to explain.")] = None,
     as_json: JsonFlag = False,
 ):
-    """Explain one prediction: Grad-CAM heat map for images, per-feature contributions for tables."""
+    """Explain one prediction: Grad-CAM heat map for images, per-feature contributions for tables, atoms for molecules."""
     from medai import api
     from medai.cli.errors import fail
 
-    source = data or item
+    source = smiles or data or item
     if source is None:
-        raise fail("give the record to explain: an image file, or --data FILE --row N")
+        raise fail("give the record to explain: an image file, --data FILE --row N, or --smiles S")
     result = api.explain(bundle, source, out, target=target, index=index, **({"split": split} if split else {}))
     if as_json:
         _print_json(result)
@@ -154,9 +195,10 @@ def explain(
 def datasets(as_json: JsonFlag = False):
     """List the datasets medai knows and where it finds them (MEDAI_DATA_DIR, cache, or download)."""
     from medai.data.sources.medmnist import list_known
+    from medai.data.sources.series_catalog import list_series
     from medai.data.sources.tabular import list_tables
 
-    known = list_known() + list_tables()
+    known = list_known() + list_tables() + list_series()
     if as_json:
         _print_json(known)
         return
@@ -220,6 +262,49 @@ def demo(
         typer.echo(f"report: {report.html}")
     if not report.ran:
         raise typer.Exit(3)
+
+
+# -- service (issue 8): `medai serve` and `medai users create-admin`; the logic lives in medai.service.runner ------
+
+users_app = typer.Typer(help="Accounts of the medai service (see `medai serve`).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+):
+    """Serve the REST API and web UI over the model registry (state under MEDAI_HOME; needs the serve extra)."""
+    from medai.errors import require
+
+    require("fastapi", "serve")
+    from medai.service.runner import serve as run_service
+
+    run_service(host=host, port=port)
+
+
+@users_app.command("create-admin")
+@handle_errors
+def create_admin(
+    username: Annotated[str, typer.Option(help="User name of the administrator.")],
+    full_name: Annotated[str, typer.Option(help="Display name.")] = "",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
+):
+    """Create an administrator account of the service (the first account, or another one)."""
+    import sys
+
+    from medai.errors import require
+
+    require("fastapi", "serve")
+    from medai.service.runner import create_admin as create
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    typer.echo(f"created administrator {create(username, password, full_name)}")
 
 
 def main() -> None:

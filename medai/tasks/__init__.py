@@ -12,7 +12,12 @@ from types import ModuleType
 from medai.errors import check_choice
 
 TASKS: dict[str, str] = {
+    "drug-target-affinity": "medai.tasks.drug_target_affinity",
+    "ecg-classification": "medai.tasks.ecg_classification",
+    "forecasting": "medai.tasks.forecasting",
     "image-classification": "medai.tasks.image_classification",
+    "molecular-property": "medai.tasks.molecular_property",
+    "mortality": "medai.tasks.mortality",
     "tabular-classification": "medai.tasks.tabular_classification",
 }
 

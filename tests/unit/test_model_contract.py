@@ -92,11 +92,51 @@ def _series_inputs(batch: int = 4, steps: int = 6, variables: int = 5) -> dict[s
     return {"series": torch.randn(batch, steps, variables), "mask": mask, "delta": delta, "static": static}
 
 
+def _molecule_config(name: str) -> dict:
+    kwargs = {"n_outputs": 2, "n_extra": 3} | ({"hidden": 16} if name == "dmpnn" else {"n_bits": 64, "hidden": 16})
+    return {"task": "molecular-property", "network": name, "network_kwargs": kwargs, "ensemble": 2,
+            "task_types": ["classification", "regression"], "target_mean": [0.0, -2.0], "target_std": [1.0, 1.5]}
+
+
+def _molecule_inputs() -> dict[str, torch.Tensor]:
+    from rdkit import Chem
+
+    from medai.chem.graphs import MolGraphFeaturiser
+
+    mols = [Chem.MolFromSmiles(s) for s in ("CCO", "c1ccccc1N", "C", "CC(=O)Oc1ccccc1C(=O)O")]
+    graph = MolGraphFeaturiser().featurise_mols(mols).batch([0, 1, 2, 3]).tensors()
+    return graph | {"n_molecules": torch.tensor(4), "molecule_features": torch.rand(4, 3),
+                    "fingerprint": torch.randint(0, 3, (4, 64)).float()}
+
+
+def _molecule_case(name: str):
+    """A 2-member ensemble for one classification and one regression task, with missing labels."""
+    build, _, inputs, round_trip = _classifier_case(_molecule_config(name), _molecule_inputs())
+    labels = torch.tensor([[1.0, -1.0], [float("nan"), -3.0], [0.0, float("nan")], [1.0, -2.5]])
+    return build, {"label": labels}, inputs, round_trip
+
+
 def _tabular_rows() -> torch.Tensor:
     numbers = torch.randn(4, 6)
     numbers[:, 3:] = (numbers[:, 3:] > 1).float()  # missing indicators
     codes = torch.tensor([[0, 1], [1, 3], [2, 0], [1, 2]], dtype=torch.float32)
     return torch.cat([numbers, codes], dim=1)
+
+
+def _affinity_case(name: str):
+    """A drug-target affinity model on 4 pairs (two share a drug, two a protein), codes padded with 0."""
+    config = {
+        "task": "drug-target-affinity", "network": name,
+        "network_kwargs": {"embedding_dim": 8, "filters": [4, 6, 8], "hidden": [16, 8]},
+        "encoding": {"protein_alphabet": "ACDEFGHIKLMNPQRSTVWYXBZUO", "smiles_vocabulary": 96},
+        "target_normalisation": {"mean": 6.0, "std": 0.8},
+    }  # fmt: skip
+    generator = torch.Generator().manual_seed(0)
+    drug, protein = torch.randint(1, 95, (4, 20), generator=generator), torch.randint(1, 26, (4, 40), generator=generator)
+    drug[1], protein[2] = drug[0], protein[3]
+    drug[2, 12:], protein[0, 25:] = 0, 0
+    build, _, _, round_trip = _classifier_case(config, torch.zeros(0))
+    return build, {"label": torch.tensor([5.0, 6.5, 7.0, 5.2])}, {"drug": drug, "protein": protein}, round_trip
 
 
 CASES = {
@@ -111,6 +151,13 @@ CASES = {
     "gru": lambda: _series_case("gru", hidden=8, num_layers=2, use_mask=True),
     "grud": lambda: _series_case("grud", hidden=8),
     "ecg_cnn1d": lambda: _series_case("ecg_cnn1d", width=4, use_mask=True),
+    "series_summary": lambda: _series_case("series_summary", hidden=8, statistics=["mean", "min", "max", "last", "first",
+                                                                                   "std", "count", "recent_mean"]),
+    "series_ensemble": lambda: _series_case("series_ensemble", members=[{"network": "grud", "hidden": 4},
+                                                                        {"network": "series_summary"}]),
+    "dmpnn": lambda: _molecule_case("dmpnn"),
+    "fingerprint_mlp": lambda: _molecule_case("fingerprint_mlp"),
+    "deepdta": lambda: _affinity_case("deepdta"),
 }
 
 
