@@ -4,7 +4,8 @@ Trains with the task's defaults on the DeepDTA training folds (fold 0 held out t
 and scores the official test fold: CI and MSE per seed and their mean beside DeepDTA's published result (CI 0.878,
 MSE 0.261 on DAVIS) and beside a peer run in the same process on the same split: a random forest on Morgan
 fingerprints (radius 2, 1,024 bits) concatenated with protein amino-acid and dipeptide composition (420 values).
-Everything runs on one CPU thread; timings measured while others share the machine are upper bounds.
+Everything runs on one CPU thread; wall times measured while others share the machine are upper bounds, and the
+process's CPU time (``cpu_seconds``) is about what the same run takes on an idle core.
 
     OMP_NUM_THREADS=1 python bench/drug_target_affinity.py                  # 3 seeds, about 25 minutes each
     OMP_NUM_THREADS=1 python bench/drug_target_affinity.py --seeds 0 --skip-peer
@@ -82,18 +83,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         for seed in args.seeds:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             options = {"epochs": args.epochs} if args.epochs else {}
             bundle = api.train("drug-target-affinity", args.dataset, work / f"{args.dataset}-{seed}", seed=seed,
                                num_threads=1, progress=False, **options)
             test, fit = bundle.metrics["test"], bundle.metrics["fit"]
             run = {"seed": seed, "ci": test["ci"], "mse": test["mse"], "rm2": test["rm2"], "val_ci": bundle.metrics["val"]["ci"],
                    "val_mse": bundle.metrics["val"]["mse"], "best_epoch": fit["best_epoch"] + 1, "epochs": fit["max_epochs"],
-                   "train_seconds": round(fit["train_seconds"], 1), "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+                   "train_seconds": round(fit["train_seconds"], 1), "wall_seconds": round(time.perf_counter() - start, 1),
+                   "cpu_seconds": round(time.process_time() - cpu_start, 1)}  # fmt: skip
             report["runs"].append(run)
             print(json.dumps({"progress": run}), file=sys.stderr, flush=True)
     runs = report["runs"]
-    report["mean"] = {k: float(np.mean([r[k] for r in runs])) for k in ("ci", "mse", "rm2", "wall_seconds")}
+    report["mean"] = {k: float(np.mean([r[k] for r in runs])) for k in ("ci", "mse", "rm2", "wall_seconds", "cpu_seconds")}
     if not args.skip_peer:
         report["peer"] = run_peer(data, parts, seed=0)
     floor = FLOORS.get(args.dataset)
@@ -101,7 +103,8 @@ def main() -> None:
         report["floors"] = floor
         report["checks"] = {"mean_ci_at_least_floor": report["mean"]["ci"] >= floor["ci"],
                             "mean_mse_at_most_floor": report["mean"]["mse"] <= floor["mse"],
-                            "every_run_under_time_limit": all(r["wall_seconds"] <= 60 * floor["train_minutes"] for r in runs)}
+                            "every_run_under_time_limit_wall": all(r["wall_seconds"] <= 60 * floor["train_minutes"] for r in runs),
+                            "every_run_under_time_limit_cpu": all(r["cpu_seconds"] <= 60 * floor["train_minutes"] for r in runs)}
     print(json.dumps(report, indent=2))
 
 
