@@ -7,6 +7,11 @@ The default model is a cross-fitted ensemble: the training records are cut into 
 member k (``ecg_cnn1d``) trains on all folds but k and keeps its best epoch on fold k. Every training record is
 then predicted once by a member that did not see it (the out-of-fold predictions that calibrate the temperature
 and that the recipe was chosen on), and the ensemble uses all the training data.
+
+Recipe (chosen on ECG200 TRAIN out-of-fold predictions, seeds 0-2, never on TEST): 10 members rather than 5
+(out-of-fold accuracy 0.95 vs 0.93, AUROC 0.993 vs 0.98), best epoch by validation loss (AUROC saturates on small
+folds and picked undertrained epochs: 0.81), augmentation on (0.93 vs 0.91 without); width 16 or dropout 0.5 did
+not help.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ class ECGSettings:
     width: int = 32  # channels of the first convolution block
     kernel_size: int = 7
     dropout: float = 0.3
-    ensemble: int = 5  # cross-fitted members (folds of the training data); 1 keeps a 20% validation split
+    ensemble: int = 10  # cross-fitted members (folds of the training data); 1 keeps a 20% validation split
     epochs: int = 100
     batch_size: int = 16
     learning_rate: float = 3e-3

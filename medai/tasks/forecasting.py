@@ -6,6 +6,12 @@ measured, left out of the loss and of every metric). The network is a regression
 default) over all variables of the window, with masks, times since the last observation and static features.
 Every metric is reported beside last-observation-carried-forward (LOCF: the variable's last observed value before
 the target hour) on the same samples.
+
+Recipe, chosen on the validation split of PhysioNet 2012 set-a: forecasting the change from the last observed
+value (residual) with an absolute-error loss and windows every 2 hours. Validation MAE change against LOCF: HR
+-2.7% (plain targets, huber loss) -> -5.4% (this recipe), MAP -12.9% -> -11.3%. Hourly heart-rate means behave
+almost like a random walk: exponential smoothing gains at most 3.5% over LOCF and gradient boosting on lagged
+features 6.5%.
 """
 
 from __future__ import annotations

@@ -9,6 +9,11 @@ The default model is an ensemble of different members, each trained on its own w
 best epoch by validation AUROC, their probabilities averaged (``series_ensemble``): GRU-D networks (Che et al.
 2018) and summary-statistics MLPs (``series_summary``). Probabilities are temperature-calibrated on the validation
 split. Splits are by patient. ``cross_validate`` runs the benchmark's 5-fold cross-validation with these defaults.
+
+Recipe, chosen on the inner validation splits (15% of each cross-validation fold's training part, by patient),
+never on the held-out folds: mean inner-validation AUROC / AUPRC of 3 GRU-D 0.846 / 0.504, 3 summary MLPs
+0.865 / 0.525, a linear summary model 0.851 / 0.482, 3 GRU-D + 3 summary MLPs 0.864 / 0.540 (the most diverse,
+best AUPRC). A summary MLP trains in about 15 s and a GRU-D in about 60 s per fold on one CPU thread.
 """
 
 from __future__ import annotations
