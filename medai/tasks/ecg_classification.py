@@ -34,7 +34,7 @@ from medai.models import NETWORKS
 from medai.tasks import series_card
 from medai.tasks import series_common as common
 from medai.tasks.common import combine_fits, validation_metrics
-from medai.tasks.ecg_data import augment, cross_fit_folds, load_ecg, standardise, test_split
+from medai.tasks.ecg_data import augment, cross_fit_folds, hold_out_test, load_ecg, standardise
 
 TASK = "ecg-classification"
 SPLITS = ("train", "test", "all")
@@ -143,7 +143,7 @@ def train(data, out, settings: ECGSettings | None = None, **overrides) -> ModelB
     """
     settings = ECGSettings(**{**asdict(settings or ECGSettings()), **overrides}).validate()
     dataset, source = load_ecg(data, settings)
-    parts = test_split(dataset, source, settings)
+    parts = hold_out_test(dataset, source, settings)
     splits = {name: dataset.subset(rows) for name, rows in parts.items()}
     model, config, summary, (oof_probabilities, oof_labels) = fit(splits["train"], settings)
     config["source"], config["classes"] = source, list(dataset.schema.label_names)

@@ -44,7 +44,7 @@ def load_ecg(path, settings, classes=None) -> tuple[Dataset, dict]:
     return dataset, {"data": path.name, "format": "ucr"}
 
 
-def test_split(dataset: Dataset, source: dict, settings) -> dict[str, np.ndarray]:
+def hold_out_test(dataset: Dataset, source: dict, settings) -> dict[str, np.ndarray]:
     """UCR: every series trains (the TEST file is the test set). WFDB: a held-out test share, by record if several."""
     every = np.arange(len(dataset))
     if source["format"] == "ucr":

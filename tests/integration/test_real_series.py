@@ -33,7 +33,7 @@ def test_physionet_mortality_validated_externally_on_mimic(real_data_dir, tmp_pa
 
 
 def test_physionet_forecasting_beside_locf(real_data_dir, tmp_path):
-    bundle = api.train("forecasting", real_data_dir / "physionet2012_mortality", tmp_path / "vitals", **SHORT)
+    bundle = api.train("forecasting", real_data_dir / "physionet2012_mortality", tmp_path / "vitals", stride=6, **SHORT)
     test = bundle.metrics["test"]["per_variable"]
     assert set(test) == {"HR", "MAP", "RespRate", "Temp"}
     assert test["HR"]["n"] > 1000 and test["HR"]["locf_mae"] > 0
