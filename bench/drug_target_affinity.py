@@ -7,7 +7,7 @@ fingerprints (radius 2, 1,024 bits) concatenated with protein amino-acid and dip
 Everything runs on one CPU thread; wall times measured while others share the machine are upper bounds, and the
 process's CPU time (``cpu_seconds``) is about what the same run takes on an idle core.
 
-    OMP_NUM_THREADS=1 python bench/drug_target_affinity.py                  # 3 seeds, about 25 minutes each
+    OMP_NUM_THREADS=1 python bench/drug_target_affinity.py    # 3 seeds: about 13 CPU minutes each, + 4 for the forest
     OMP_NUM_THREADS=1 python bench/drug_target_affinity.py --seeds 0 --skip-peer
 """
 
