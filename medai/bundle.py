@@ -196,6 +196,10 @@ def load_bundle(path: str | Path) -> ModelBundle:
         model = load_estimator(weights)
     else:
         model = get_task(config["task"]).build_model(config)
+        if config.get("privacy", {}).get("dp", {}).get("replaced_layers"):  # layers swapped for DP training
+            from medai.privacy.dp import apply_replacements
+
+            apply_replacements(model, config["privacy"]["dp"]["replaced_layers"])
         try:
             model.load_state_dict(load_file(str(weights)), strict=True)
         except RuntimeError as error:

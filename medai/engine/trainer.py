@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -70,6 +71,7 @@ class TrainerConfig:
     num_threads: int | None = None  # CPU threads; None: all cores (divided across local ranks)
     eval_batch_size: int = 64  # inference chunk; the last chunk is padded, so outputs never depend on batch-mates
     progress: bool = True  # show a progress bar with ETA
+    privacy: dict | None = None  # differential privacy (medai.privacy.dp.PrivacySettings fields); None trains without
 
     def validate(self) -> TrainerConfig:
         for name in ("max_epochs", "batch_size", "eval_batch_size"):
@@ -96,13 +98,17 @@ class FitResult:
     resumed_from_epoch: int | None = None  # epochs already done when a checkpoint was resumed
     stopped_early: bool = False
     max_epochs: int = 0  # the epoch budget the run was given
+    privacy: dict | None = None  # the privacy report of a differentially private run (epsilon spent, ...)
 
     @property
     def samples_per_second(self) -> float:
         return self.train_samples / self.train_seconds if self.train_seconds else 0.0
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "samples_per_second": self.samples_per_second}
+        document = {**asdict(self), "samples_per_second": self.samples_per_second}
+        if self.privacy is None:
+            document.pop("privacy")
+        return document
 
 
 def resolve_device(name: str) -> torch.device:
@@ -165,6 +171,7 @@ class Trainer:
         if len(train) < 2 or len(val) < 1:
             raise InvalidInputError(f"Training needs >= 2 training and >= 1 validation samples; got {len(train)} and {len(val)}.")
         model.to(self.device)
+        privacy = self._private_training(model, train)  # None unless differential privacy is on
         data = train if _collated(train) else {k: v.to(self.device) for k, v in train.tensors().items()}
         per_rank_batch = max(1, cfg.batch_size // ctx.world_size)
         per_rank_samples = len(train) // ctx.world_size
@@ -177,7 +184,10 @@ class Trainer:
         restored = self._restore(model, optimizer, scheduler)
         if restored:
             result, best_state, bad_epochs = restored
-        network = self._wrap(model)
+        if privacy is None:
+            network = self._wrap(model)
+        else:
+            network, optimizer = privacy.attach(optimizer, epochs_done=len(result.history))
         bar = tqdm(
             total=(cfg.max_epochs - len(result.history)) * steps_per_epoch,
             desc="train",
@@ -187,7 +197,7 @@ class Trainer:
         )
         first_epoch = cfg.max_epochs if result.stopped_early else len(result.history)
         for epoch in range(first_epoch, cfg.max_epochs):
-            seconds, samples, train_loss = self._train_epoch(network, data, epoch, per_rank_batch, optimizer, scheduler, bar)
+            seconds, samples, train_loss = self._train_epoch(network, data, epoch, per_rank_batch, optimizer, scheduler, bar, privacy)
             result.train_seconds += seconds
             result.train_samples += samples
             metrics = self.evaluate(model, val)
@@ -206,6 +216,8 @@ class Trainer:
             if stop:
                 break
         bar.close()
+        if privacy is not None:
+            result.privacy = privacy.close()
         model.load_state_dict(best_state)
         barrier(ctx)
         return result
@@ -268,7 +280,7 @@ class Trainer:
             outputs.append(model(batch)["logits"][:count].float().cpu())
         return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), np.float32)
 
-    def _train_epoch(self, network, data, epoch, batch_size, optimizer, scheduler, bar) -> tuple[float, int, float]:
+    def _train_epoch(self, network, data, epoch, batch_size, optimizer, scheduler, bar, privacy=None) -> tuple[float, int, float]:
         cfg, ctx = self.config, self.context
         torch.manual_seed(_derive_seed(cfg.seed, epoch, ctx.rank, stream=1))  # dropout
         collated = not isinstance(data, dict)
@@ -280,9 +292,11 @@ class Trainer:
         network.train()
         total_loss = torch.zeros((), device=self.device)
         samples, start = 0, time.perf_counter()
-        for begin in range(0, len(order), batch_size):
-            index = order[begin : begin + batch_size]
-            if len(index) < 2:  # batch norm cannot train on a single sample
+        batches = (order[begin : begin + batch_size] for begin in range(0, len(order), batch_size))
+        if privacy is not None:  # Poisson-sampled batches of varying size, as the privacy accounting assumes
+            batches = (index.to(order.device) for index in privacy.batches())
+        for index in batches:
+            if len(index) < 2 and privacy is None:  # batch norm cannot train on a single sample
                 bar.update(1)
                 continue
             if collated:
@@ -296,11 +310,26 @@ class Trainer:
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total_loss += loss.detach() * len(index)
+            if len(index):  # an empty Poisson batch still takes a (noise-only) step
+                total_loss += loss.detach() * len(index)
             samples += len(index)
             bar.update(1)
         seconds = time.perf_counter() - start
         return seconds, samples, float(total_loss) / max(samples, 1)
+
+    def _private_training(self, model: nn.Module, train):
+        """A medai.privacy.dp.PrivateTraining when ``config.privacy`` (or an enclosing ``private_training`` block) asks."""
+        dp = sys.modules.get("medai.privacy.dp")  # only imported when differential privacy was asked for somewhere
+        settings = self.config.privacy or (dp.active_for(model) if dp is not None else None)
+        if settings is None:
+            return None
+        if self.context.enabled or _collated(train):  # a graph batch's rows are atoms, not records: clipping would not bound a record
+            where = "under torchrun" if self.context.enabled else "for batches collated from variable-size records (graphs)"
+            raise InvalidInputError(f"Differential privacy is not available {where}; train without --dp-epsilon.")
+        from medai.privacy.dp import PrivateTraining
+
+        self.config = replace(self.config, privacy=dict(settings))  # recorded with the checkpoint's settings
+        return PrivateTraining(settings, model, len(train), self.config.batch_size, self.config.max_epochs)
 
     def _score(self, metrics: dict) -> float:
         if self.config.monitor not in metrics:
@@ -337,7 +366,8 @@ class Trainer:
 
     def _fingerprint(self) -> dict:
         keep = ("max_epochs", "batch_size", "learning_rate", "weight_decay", "warmup_fraction", "monitor", "seed")
-        return {k: getattr(self.config, k) for k in keep} | {"world_size": self.context.world_size}
+        private = {"privacy": self.config.privacy} if self.config.privacy is not None else {}
+        return {k: getattr(self.config, k) for k in keep} | {"world_size": self.context.world_size} | private
 
     def _checkpoint(self, model, optimizer, scheduler, result, best_state, bad_epochs) -> None:
         if self.checkpoint_dir is None or not self.context.is_main:
