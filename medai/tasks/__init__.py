@@ -12,6 +12,7 @@ from types import ModuleType
 from medai.errors import check_choice
 
 TASKS: dict[str, str] = {
+    "drug-recommendation": "medai.tasks.drug_recommendation",
     "drug-target-affinity": "medai.tasks.drug_target_affinity",
     "ecg-classification": "medai.tasks.ecg_classification",
     "forecasting": "medai.tasks.forecasting",

@@ -139,7 +139,20 @@ def _affinity_case(name: str):
     return build, {"label": torch.tensor([5.0, 6.5, 7.0, 5.2])}, {"drug": drug, "protein": protein}, round_trip
 
 
+def _drug_recommender_case():
+    """A DDI-aware medication recommender: 4 histories of up to 3 visits (codes padded with 0), 5 classes."""
+    config = {"task": "drug-recommendation", "network": "drug_recommender",
+              "network_kwargs": {"n_diagnoses": 9, "n_procedures": 6, "n_medications": 5, "embedding": 8, "hidden": 8}}
+    generator = torch.Generator().manual_seed(0)
+    inputs = {"diagnoses": torch.randint(0, 10, (4, 3, 4), generator=generator),
+              "procedures": torch.randint(0, 7, (4, 3, 2), generator=generator),
+              "medications": torch.randint(0, 6, (4, 3, 3), generator=generator), "lengths": torch.tensor([1, 3, 2, 3])}
+    build, _, _, round_trip = _classifier_case(config, torch.zeros(0))
+    return build, {"label": (torch.rand(4, 5, generator=generator) < 0.5).float()}, inputs, round_trip
+
+
 CASES = {
+    "drug_recommender": _drug_recommender_case,
     "classic_cnn": lambda: _classifier_case(_image_config("classic_cnn"), torch.rand(4, 1, 28, 28)),
     "compact_cnn": lambda: _classifier_case(_image_config("compact_cnn"), torch.rand(4, 1, 28, 28)),
     "resnet18": lambda: _classifier_case(_image_config("resnet18"), torch.rand(4, 1, 28, 28)),
