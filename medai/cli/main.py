@@ -8,7 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from medai.cli.crypto import decrypt as decrypt_command
+from medai.cli.crypto import encrypt as encrypt_command
+from medai.cli.deid import deid_app
 from medai.cli.errors import handle_errors
+from medai.cli.screen import screen_command
+from medai.tasks import TASKS
 
 app = typer.Typer(
     name="medai",
@@ -18,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-TaskOption = Annotated[str, typer.Option("--task", help="What to learn: image-classification, tabular-classification, molecular-property, mortality, forecasting, ecg-classification.")]
+TaskOption = Annotated[str, typer.Option("--task", help=f"What to learn: {', '.join(TASKS)}.")]  # from the registry, never stale
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
 
 
@@ -30,10 +35,11 @@ def _print_json(document) -> None:
 @handle_errors
 def train(
     task: TaskOption,
-    data: Annotated[str, typer.Option(help="Data: a MedMNIST .npz or name, a folder of images, a CSV/Parquet/ARFF table.")],
+    data: Annotated[str, typer.Option(help="Data: a MedMNIST .npz or name, a folder of images, a CSV/Parquet/ARFF table, a MIMIC-III folder.")],
     out: Annotated[Path, typer.Option(help="Folder to write the model bundle to.")],
     target: Annotated[Optional[list[str]], typer.Option(help="Tables: the column to predict. Molecules: a label column; repeat for several (default: all).")] = None,
     smiles_column: Annotated[Optional[str], typer.Option(help="Molecules: the SMILES column (default: found by name).")] = None,
+    sequence_column: Annotated[Optional[str], typer.Option(help="Drug-target affinity tables: the protein sequence column (default: found by name).")] = None,
     split: Annotated[Optional[str], typer.Option(help="Molecules: random or scaffold split.")] = None,
     features: Annotated[Optional[str], typer.Option(help="Molecules: extra molecule features, rdkit_2d or none.")] = None,
     id_column: Annotated[Optional[str], typer.Option(help="Tables: column of record ids (not a feature).")] = None,
@@ -50,17 +56,22 @@ def train(
     ensemble: Annotated[Optional[int], typer.Option(help="Members of a deep ensemble (default: by data size).")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Training augmentation.")] = None,
     data_format: Annotated[Optional[str], typer.Option("--format", help="ICU series: physionet2012 or mimic3 (default: detected from the folder).")] = None,
+    dp_epsilon: Annotated[Optional[float], typer.Option(help="Train with differential privacy (Opacus) spending this epsilon.")] = None,
+    dp_delta: Annotated[Optional[float], typer.Option(help="DP delta (default: min(1e-5, 1/(10 n_train))).")] = None,
+    dp_max_grad_norm: Annotated[float, typer.Option(help="DP: bound on each record's gradient norm.")] = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     as_json: JsonFlag = False,
 ):
     """Train a model and save it as a bundle folder (weights, config, metrics, model card, plots)."""
     from medai import api
+    from medai.cli.privacy import train_private_or_not
 
     given = dict(id_column=id_column, site_column=site_column, model=model, epochs=epochs, seed=seed, device=device, batch_size=batch_size, learning_rate=learning_rate,
                  patience=patience, image_size=image_size, class_weight=class_weight, augment=augment,
-                 ensemble=ensemble, smiles_column=smiles_column, split=split, features=features, format=data_format)  # fmt: skip
+                 ensemble=ensemble, smiles_column=smiles_column, split=split, features=features, format=data_format,
+                 sequence_column=sequence_column)  # fmt: skip
     settings = {k: v for k, v in given.items() if v is not None} | _target_setting(task, target)
-    bundle = api.train(task, data, out, progress=not quiet, **settings)
+    bundle = train_private_or_not(api.train, task, data, out, (dp_epsilon, dp_delta, dp_max_grad_norm), progress=not quiet, **settings)
     if not bundle.metrics:  # a non-zero rank under torchrun: rank 0 reports
         return
     splits = ("val", "out_of_fold", "test")  # out_of_fold: cross-fitted ECG ensembles
@@ -68,6 +79,8 @@ def train(
     fit = bundle.metrics.get("fit", {})
     summary["best_epochs"] = fit.get("best_epochs", [])
     summary["train_seconds"] = round(fit.get("train_seconds", 0.0), 1)
+    if "privacy" in bundle.config:
+        summary["privacy"] = {k: bundle.config["privacy"]["dp"][k] for k in ("epsilon", "delta")}
     if as_json:
         _print_json(summary)
     else:
@@ -96,6 +109,8 @@ def _target_setting(task: str, targets: list[str] | None) -> dict:
 
 def _headline(metrics: dict | None) -> dict:
     keys = ("auroc", "auprc", "accuracy", "balanced_accuracy", "f1", "brier", "ece")
+    if metrics and "jaccard" in metrics:  # drug recommendation
+        return {k: metrics.get(k) for k in ("jaccard", "f1", "prauc", "ddi_rate", "ddi_rate_ground_truth", "avg_drugs")}
     if metrics and "per_variable" in metrics:  # forecasting: each variable's MAE change against carrying the last value
         return {f"{name}_mae_vs_locf": v["mae_change"] for name, v in metrics["per_variable"].items()}
     if metrics and "rmse" in metrics:  # regression (molecular properties): its own headline, classification too if mixed
@@ -192,6 +207,30 @@ def explain(
 
 @app.command()
 @handle_errors
+def recommend(
+    bundle: Annotated[Path, typer.Argument(help="A drug-recommendation bundle folder.")],
+    patient: Annotated[Path, typer.Option(help='Patient JSON: {"visits": [{"diagnoses": [...], "procedures": [...], "medications": [...]}, ...]}, current visit last.')],
+    interaction_free: Annotated[bool, typer.Option("--interaction-free", help="Drop the less likely class of every interacting pair.")] = False,
+    top: Annotated[int, typer.Option(help="Ranked classes to list.")] = 20,
+    as_json: JsonFlag = False,
+):
+    """Recommend medication classes for a patient's current visit, with evidence and interaction warnings."""
+    from medai.tasks.drug_recommendation import recommend_from_bundle
+
+    result = recommend_from_bundle(bundle, patient, interaction_free=interaction_free, top=top)
+    if as_json:
+        _print_json(result)
+        return
+    for item in result["recommended"]:
+        because = "; ".join(f"{e['kind']} {e['code']} {e['description']}".strip() + (f" (visit {e['visit']})" if e["visit"] else "")
+                            for e in item["evidence"]) or "no single code"  # fmt: skip
+        typer.echo(f"{item['class']} {item['name']}  p={item['probability']:.3f}  because: {because}")
+    for pair in result["interactions"]:
+        typer.echo(f"WARNING interaction: {pair['classes'][0]} ({pair['names'][0]}) + {pair['classes'][1]} ({pair['names'][1]})")
+
+
+@app.command()
+@handle_errors
 def datasets(as_json: JsonFlag = False):
     """List the datasets medai knows and where it finds them (MEDAI_DATA_DIR, cache, or download)."""
     from medai.data.sources.medmnist import list_known
@@ -264,6 +303,17 @@ def demo(
         raise typer.Exit(3)
 
 
+app.command("screen")(handle_errors(screen_command))  # issue 5: the screening report (medai.cli.screen)
+
+
+from medai.cli.privacy import register as _register_privacy  # noqa: E402  (issue 7: `medai audit`)
+
+_register_privacy(app)
+
+from medai.cli.federated import federated_app  # noqa: E402  (issue 7: `medai federated`)
+
+app.add_typer(federated_app, name="federated")
+
 # -- service (issue 8): `medai serve` and `medai users create-admin`; the logic lives in medai.service.runner ------
 
 users_app = typer.Typer(help="Accounts of the medai service (see `medai serve`).", no_args_is_help=True)
@@ -305,6 +355,13 @@ def create_admin(
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     typer.echo(f"created administrator {create(username, password, full_name)}")
+
+
+# -- de-identification and encryption at rest (issue 7): the logic lives in medai.privacy -------------------------
+
+app.add_typer(deid_app, name="deid")
+app.command("encrypt")(encrypt_command)
+app.command("decrypt")(decrypt_command)
 
 
 def main() -> None:
