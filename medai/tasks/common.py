@@ -29,14 +29,17 @@ def fit_members(
     *,
     train_transform=None,
     checkpoints: Path | None = None,
+    member_data: list[tuple[Dataset, Dataset]] | None = None,
 ) -> tuple[list[FitResult], Trainer]:
     """Train each member of ``model`` on its own (seed + 1000 * index), keeping each one's best validation epoch.
 
     Each member is wrapped in a Classifier sharing ``model``'s preprocessing buffers, so training updates the
-    ensemble in place. Returns the members' FitResults and the last Trainer (for its device and rank).
+    ensemble in place. ``member_data`` gives each member its own (train, val) pair (cross-fitted members) instead
+    of the shared ``train`` and ``val``. Returns the members' FitResults and the last Trainer (for its device and rank).
     """
     fits, trainer = [], None
     for index, member in enumerate(members(model)):
+        member_train, member_val = member_data[index] if member_data is not None else (train, val)
         member_model = Classifier(
             member, model.input_key, model.mean.tolist(), model.std.tolist(),
             None if model.class_weight is None else model.class_weight.tolist(),
@@ -48,7 +51,7 @@ def fit_members(
             metric_fn=validation_metrics,
             checkpoint_dir=None if checkpoints is None else checkpoints / f"member-{index}",
         )
-        fits.append(trainer.fit(member_model, train, val))
+        fits.append(trainer.fit(member_model, member_train, member_val))
     return fits, trainer
 
 

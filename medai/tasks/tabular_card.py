@@ -8,7 +8,7 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
     labels = config["label_names"]
     layout = config["layout"]
     rows = ["| split | n | AUROC (95% CI) | AUPRC | accuracy | sensitivity | specificity | Brier | ECE |", "|---|---|---|---|---|---|---|---|---|"]
-    for split in ("val", "test"):
+    for split in ("val", "out_of_fold", "test"):
         m = metrics.get(split)
         if m and m.get("auroc") is not None:
             ci = f" ({m['auroc_ci_low']:.3f}-{m['auroc_ci_high']:.3f})" if m.get("auroc_ci_low") is not None else ""
@@ -35,7 +35,7 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         "## Metrics",
         *rows,
         "",
-        f"Probabilities are temperature-calibrated on the validation split (T = {config['calibration']['temperature']:.3f}).",
+        f"Probabilities are temperature-calibrated on {_calibration_data(config)} (T = {config['calibration']['temperature']:.3f}).",
         "",
         "## Limitations",
         "- One source only: validate on other hospitals before use (`medai evaluate BUNDLE --data OTHER.csv --split all`).",
@@ -44,6 +44,13 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         "![ROC](plots/roc.png) ![Calibration](plots/calibration.png)",
         "",
     ])  # fmt: skip
+
+
+def _calibration_data(config: dict) -> str:
+    if config["calibration"].get("fitted_on", "val") == "val":
+        return "the validation split"
+    return ("the out-of-fold predictions of the cross-fitted members (each training and validation row scored by the "
+            "member that did not train on it; the `out_of_fold` row above)")
 
 
 def _number(value) -> str:

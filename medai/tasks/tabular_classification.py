@@ -22,10 +22,10 @@ from medai.data.splits import split_indices
 from medai.engine.calibration import fit_temperature, softmax
 from medai.engine.metrics import classification_metrics
 from medai.engine.plots import save_evaluation_plots
-from medai.engine.trainer import TrainerConfig
+from medai.engine.trainer import Trainer, TrainerConfig
 from medai.errors import InvalidInputError, check_choice, did_you_mean
 from medai.models import NETWORKS, Classifier
-from medai.tasks.common import combine_fits, fit_members, ood_flags, save_ood
+from medai.tasks.common import combine_fits, fit_members, members, ood_flags, save_ood
 from medai.tasks.common import probabilities as torch_probabilities
 
 TASK = "tabular-classification"
@@ -44,6 +44,8 @@ class TabularSettings:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-2
     ensemble: int = 5  # MLP members trained with different seeds, logits averaged
+    member_validation: str = "cross-fit"  # "split": every member early-stops on the validation split; "cross-fit":
+    # training and validation rows are pooled and cut into `ensemble` stratified folds, member k early-stops on fold k
     seed: int = 0
     device: str = "auto"
     class_weight: str = "none"  # "balanced" weights the loss by inverse class frequency
@@ -58,6 +60,7 @@ class TabularSettings:
                 f"Unknown tabular model {self.model!r}; known: {', '.join(choices)}.{did_you_mean(self.model, choices)}"
             )
         check_choice("class_weight", self.class_weight, ["none", "balanced"])
+        check_choice("member_validation", self.member_validation, ["split", "cross-fit"])
         if not 1 <= self.ensemble <= 20:
             raise InvalidInputError(f"The 'ensemble' parameter must be an int in [1, 20]; got {self.ensemble}.")
         return self
@@ -167,12 +170,40 @@ def fit(train, val, settings: TabularSettings) -> tuple[object, dict, dict]:
         torch.manual_seed(settings.seed)
         model = build_model(config)
         datasets = [_as_dataset(x, t.labels, t.ids, t.label_names) for x, t in ((x_train, train), (x_val, val))]
-        fits, _ = fit_members(model, datasets[0], datasets[1], settings.trainer_config())
-        summary = combine_fits(fits)
-    config["calibration"] = {"method": "temperature", "fitted_on": "val", "temperature": 1.0}
-    val_logits = np.log(np.clip(predict_proba(model, config, val), 1e-12, 1.0))
-    config["calibration"]["temperature"] = fit_temperature(val_logits, val.labels)
+        folds = _member_folds(train.labels, val.labels, settings)
+        if folds is None:
+            fits, _ = fit_members(model, datasets[0], datasets[1], settings.trainer_config())
+        else:
+            pool = _as_dataset(np.concatenate([x_train, x_val]), np.concatenate([train.labels, val.labels]),
+                               np.concatenate([train.ids, val.ids]), train.label_names)  # fmt: skip
+            member_data = [(pool.subset(fit_rows), pool.subset(stop_rows)) for fit_rows, stop_rows in folds]
+            fits, _ = fit_members(model, pool, pool, settings.trainer_config(), member_data=member_data)
+            oof = np.zeros((len(pool), len(train.label_names)), np.float32)
+            for member, (_, stop_rows) in zip(members(model), folds):
+                single = Classifier(member, model.input_key, model.mean.tolist(), model.std.tolist())
+                oof[stop_rows] = Trainer(TrainerConfig(progress=False)).predict(single, pool.subset(stop_rows))
+            temperature = fit_temperature(oof, pool.labels)
+            config["calibration"] = {"method": "temperature", "fitted_on": "out-of-fold members (train + val)",
+                                     "temperature": temperature}  # fmt: skip
+        summary = combine_fits(fits) | {"member_validation": settings.member_validation}
+        if folds is not None:  # the validation rows trained members: only out-of-fold predictions are held out
+            summary["out_of_fold"] = classification_metrics(softmax(oof, temperature), pool.labels, list(train.label_names))
+    if "calibration" not in config:
+        config["calibration"] = {"method": "temperature", "fitted_on": "val", "temperature": 1.0}
+        val_logits = np.log(np.clip(predict_proba(model, config, val), 1e-12, 1.0))
+        config["calibration"]["temperature"] = fit_temperature(val_logits, val.labels)
     return model, config, summary
+
+
+def _member_folds(train_labels: np.ndarray, val_labels: np.ndarray, settings: TabularSettings):
+    """Row indices (into train + val) of each cross-fitted member's (fit, stop) rows, or None for a shared split."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.concatenate([train_labels, val_labels])
+    if settings.member_validation != "cross-fit" or settings.ensemble < 2 or np.bincount(labels).min() < settings.ensemble:
+        return None
+    folds = StratifiedKFold(settings.ensemble, shuffle=True, random_state=settings.seed).split(labels, labels)
+    return [(fit_rows, stop_rows) for fit_rows, stop_rows in folds]
 
 
 def _baseline_row(features: np.ndarray, n_numeric: int) -> np.ndarray:
@@ -221,7 +252,9 @@ def train(data, out, settings: TabularSettings | None = None, **overrides) -> Mo
     config["source"] = {"data": Path(str(data)).name, "split": "stratified 70/10/20", "split_seed": settings.seed,
                         "load_report": table.report}  # fmt: skip
     metrics = {"fit": summary}
-    for name in ("val", "test"):
+    if "out_of_fold" in summary:  # cross-fitted members: each training/validation row scored by the member it did not train
+        metrics["out_of_fold"] = summary.pop("out_of_fold")
+    for name in ("test",) if "out_of_fold" in metrics else ("val", "test"):
         metrics[name] = classification_metrics(predict_proba(model, config, splits[name]), splits[name].labels, config["label_names"])
     with tempfile.TemporaryDirectory() as tmp:
         config["ood"], ood_files = _fit_ood(config, splits["train"], splits["val"], settings.seed, Path(tmp) / "ood")
