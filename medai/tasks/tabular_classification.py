@@ -44,7 +44,7 @@ class TabularSettings:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-2
     ensemble: int = 5  # MLP members trained with different seeds, logits averaged
-    member_validation: str = "cross-fit"  # "split": every member early-stops on the validation split; "cross-fit":
+    member_validation: str = "split"  # "split": every member early-stops on the validation split; "cross-fit":
     # training and validation rows are pooled and cut into `ensemble` stratified folds, member k early-stops on fold k
     seed: int = 0
     device: str = "auto"
