@@ -7,9 +7,9 @@ The names most users import first::
 
 __version__ = "0.1.0"
 
-from medai.api import evaluate, explain, predict, train  # noqa: E402
-from medai.bundle import ModelBundle, load_bundle  # noqa: E402
-from medai.errors import DataNotFoundError, InvalidInputError, MedaiError  # noqa: E402
+from medai.api import evaluate, explain, predict, train
+from medai.bundle import ModelBundle, load_bundle
+from medai.errors import DataNotFoundError, InvalidInputError, MedaiError
 
 __all__ = [
     "__version__",

@@ -129,7 +129,7 @@ class RDKitDescriptors:
                 for j, (_, function) in enumerate(functions):
                     try:
                         values[i, j] = function(mol)
-                    except Exception:  # noqa: BLE001 - RDKit raises many types
+                    except Exception:
                         values[i, j] = np.nan  # counted in the report's "nonfinite"
         bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
         values[bad] = np.nan

@@ -43,7 +43,7 @@ def handle_errors(command):
         except KeyboardInterrupt:
             typer.echo("interrupted; rerun the same command to resume from the last finished epoch", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except Exception as error:  # noqa: BLE001 - last resort: report the type, never the (possibly patient) message
+        except Exception as error:  # last resort: report the type, never the (possibly patient) message
             print(
                 f"internal error: {error.__class__.__name__} in {command.__name__}; "
                 "rerun with MEDAI_DEBUG=1 for the traceback and please report it.",

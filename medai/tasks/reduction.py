@@ -68,5 +68,5 @@ def run_reduce(data, dim: int, out, *, method: str = "autoencoder", plot=None, t
     write_frame(columns, out)
     picture = Path(plot) if plot else out.with_suffix(".png")
     plot_codes(codes, labels, matrix["label_names"], picture, name=f"{'Autoencoder' if method == 'autoencoder' else 'PCA'} codes")
-    return {"codes": str(out), "plot": str(picture), "records": int(len(X)), "dim": int(dim), "method": method,
+    return {"codes": str(out), "plot": str(picture), "records": len(X), "dim": int(dim), "method": method,
             "fitted_on": matrix["fitted_on"]}  # fmt: skip

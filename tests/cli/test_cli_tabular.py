@@ -75,7 +75,7 @@ def test_predict_without_target_column_and_unseen_category(trained, tmp_path):
     result = runner.invoke(app, ["predict", str(bundle), "--data", str(new), "--json"])
     assert result.exit_code == 0, result.output
     predictions = json.loads(result.stdout)
-    assert len(predictions) == 12 and predictions[0]["input"] == "row-1" or predictions[0]["input"].startswith("p")
+    assert (len(predictions) == 12 and predictions[0]["input"] == "row-1") or predictions[0]["input"].startswith("p")
     assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-6 for p in predictions)
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.realdata
 def _npz(real_data_dir, name: str):
     try:
         return resolve_medmnist(name, download=False)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         pytest.skip(f"{name} not under {real_data_dir}: {error}")
 
 

@@ -9,7 +9,8 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 from pydicom.data import get_testdata_file  # noqa: E402
-from pydicom.dataset import Dataset as DicomDataset, FileMetaDataset  # noqa: E402
+from pydicom.dataset import Dataset as DicomDataset  # noqa: E402
+from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
 
 from medai.data.sources import dicom  # noqa: E402

@@ -140,7 +140,7 @@ def test_rgb_and_grayscale_channel_choice(tmp_path):
 
 
 def test_rgb_with_equal_channels_counts_as_grayscale(tmp_path):
-    Image.fromarray(np.full((4, 4), 80, np.uint8)).convert("RGB").save((tmp_path / "x.jpg"))
+    Image.fromarray(np.full((4, 4), 80, np.uint8)).convert("RGB").save(tmp_path / "x.jpg")
     gray(tmp_path / "y.png", size=(4, 4))
     (tmp_path / "labels.csv").write_text("file,label\nx.jpg,0\ny.png,1\n")
     dataset, _ = load_image_folder(tmp_path)

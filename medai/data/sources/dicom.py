@@ -64,7 +64,7 @@ def read_dicom(path: str | os.PathLike, stop_before_pixels: bool = False):
         dataset = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
         if "Rows" in dataset and "SOPClassUID" in dataset:
             return dataset
-    except Exception:  # noqa: BLE001 - any parse failure of a forced read means "not DICOM"
+    except Exception:
         pass
     raise InvalidInputError(f"'{path.name}' is not a DICOM file (no 'DICM' marker at byte 128).")
 
@@ -95,7 +95,7 @@ def dataset_pixels(dataset, name: str = "DICOM dataset") -> np.ndarray:
         raise InvalidInputError(f"'{name}' has no pixel data (no (7FE0,0010) element); expected an image DICOM.")
     try:
         array = dataset.pixel_array
-    except Exception as error:  # noqa: BLE001 - decoders raise many types; report which transfer syntax failed
+    except Exception as error:
         syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
         raise InvalidInputError(
             f"'{name}': pixel data could not be decoded ({type(error).__name__}; transfer syntax "

@@ -179,7 +179,7 @@ def _read_signal(wfdb, base: Path, channels) -> tuple[np.ndarray, float, tuple[s
         raise DataNotFoundError(f"No WFDB header '{header.name}' in '{header.parent}'.")
     try:
         declared = wfdb.rdheader(str(base))
-    except Exception as error:  # noqa: BLE001 - wfdb raises many types for a damaged header
+    except Exception as error:
         raise InvalidInputError(f"WFDB header '{header.name}' is corrupt ({type(error).__name__}); expected a record "
                                 f"line '<name> <signals> <frequency> <samples>' then one line per signal.") from None
     files = sorted(set(declared.file_name or []))
@@ -188,7 +188,7 @@ def _read_signal(wfdb, base: Path, channels) -> tuple[np.ndarray, float, tuple[s
         raise DataNotFoundError(f"The signal file(s) {missing} named in '{header.name}' are missing.")
     try:
         found = wfdb.rdrecord(str(base))
-    except Exception as error:  # noqa: BLE001 - wfdb raises many types for a damaged signal file
+    except Exception as error:
         raise InvalidInputError(f"WFDB signal file(s) {files} of '{header.name}' could not be read "
                                 f"({type(error).__name__}): truncated or corrupt; expected {declared.sig_len} samples "
                                 f"of {declared.n_sig} signal(s) as the header declares.") from None
@@ -216,7 +216,7 @@ def _read_annotation(wfdb, base: Path, annotation: str) -> tuple[np.ndarray, lis
                                 f"format's end-of-file marker (two zero bytes).")
     try:
         found = wfdb.rdann(str(base), annotation)
-    except Exception as error:  # noqa: BLE001 - corrupt annotation files fail in many ways
+    except Exception as error:
         raise InvalidInputError(f"Annotation file '{path.name}' could not be read ({type(error).__name__}); "
                                 f"expected a WFDB (MIT format) annotation file.") from None
     return np.asarray(found.sample, dtype=np.int64), list(found.symbol)

@@ -19,10 +19,10 @@ import http.client
 import os
 import re
 import tempfile
-import zipfile
-import zlib
 import urllib.error
 import urllib.request
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
