@@ -41,7 +41,7 @@ class ProximalObjective(nn.Module):
         >>> objective = ProximalObjective(Wrapped(), mu=2.0)
         >>> with torch.no_grad():
         ...     _ = model.bias.add_(1.0)  # moves 2 weights by 1 each
-        >>> float(objective.proximal_term())
+        >>> round(float(objective.proximal_term()), 4)
         2.0
     """
 
@@ -60,6 +60,26 @@ class ProximalObjective(nn.Module):
         if self.training and "loss" in output and self.mu > 0:
             output = {**output, "loss": output["loss"] + self.proximal_term()}
         return output
+
+
+class FixedNormalisation(nn.Module):
+    """Trains the wrapped model with its BatchNorm layers in eval mode: they normalise with the global model's running
+    statistics (not updated) instead of each local batch's, so every site trains the same function the global model
+    computes at inference (a site's batches otherwise remove its own shift of every hidden unit)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in self.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        return self
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.model(batch)
 
 
 def exchanged_keys(model: nn.Module) -> list[str]:
@@ -130,6 +150,8 @@ def make_numpy_client(site: SiteData, *, threads: int = 1):
             set_arrays(model, parameters)
             mu = float(config.get("proximal_mu", 0.0))
             objective = ProximalObjective(model, mu) if mu > 0 else model
+            if str(config.get("batch_norm", "batch")) == "fixed":
+                objective = FixedNormalisation(objective)
             trainer = Trainer(TrainerConfig(
                 max_epochs=int(config["local_epochs"]), batch_size=int(config["batch_size"]),
                 learning_rate=float(config["learning_rate"]), weight_decay=float(config["weight_decay"]),
