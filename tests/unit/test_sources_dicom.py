@@ -29,6 +29,8 @@ def bundled(name: str) -> str:
 @pytest.fixture(autouse=True)
 def pseudonym_key(monkeypatch, tmp_path):
     monkeypatch.delenv("MEDAI_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("MEDAI_DEID_KEY", raising=False)
+    monkeypatch.delenv("MEDAI_DEID_KEY_FILE", raising=False)
     monkeypatch.setenv("MEDAI_CACHE_DIR", str(tmp_path / "cache"))
 
 
@@ -125,6 +127,14 @@ def test_patient_group_is_stable_keyed_and_not_the_raw_id(monkeypatch):
     assert dicom.patient_group(ds) not in (None, first)
     ds.PatientID = ""
     assert dicom.patient_group(ds) is None
+
+
+def test_the_deid_key_wins_over_the_legacy_pseudonym_key(monkeypatch):
+    monkeypatch.setenv("MEDAI_PSEUDONYM_KEY", "legacy-site-key-0123")
+    legacy = dicom.pseudonymize("12345")
+    monkeypatch.setenv("MEDAI_DEID_KEY", "one-key-for-every-tool-0123456789")
+    shared = dicom.pseudonymize("12345")
+    assert shared != legacy and shared == dicom.pseudonymize("12345")
 
 
 def test_pseudonym_key_file_is_private(tmp_path):

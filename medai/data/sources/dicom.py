@@ -157,7 +157,7 @@ def patient_group(dataset) -> str | None:
     """Keyed pseudonym of a pydicom Dataset's PatientID, or None when the tag is absent or empty.
 
     Used as the group for patient-level splits. The same PatientID gives the same pseudonym under the same key
-    (``MEDAI_PSEUDONYM_KEY``, else a random per-install key in ``<cache_dir>/pseudonym.key``).
+    (``MEDAI_DEID_KEY``, else ``MEDAI_PSEUDONYM_KEY``, else a random per-install key in ``<cache_dir>/pseudonym.key``).
     """
     patient_id = str(dataset.get("PatientID", "") or "").strip()
     return pseudonymize(patient_id) if patient_id else None
@@ -170,7 +170,12 @@ def pseudonymize(identifier: str) -> str:
 
 
 def _pseudonym_key() -> bytes:
-    """The key from ``MEDAI_PSEUDONYM_KEY``, else the per-install key file (created once, mode 0600)."""
+    """The de-identification key (``MEDAI_DEID_KEY`` / ``MEDAI_DEID_KEY_FILE``, shared with ``medai deid``), else
+    ``MEDAI_PSEUDONYM_KEY``, else the per-install key file (created once, mode 0600)."""
+    from medai.privacy import pseudonym
+
+    if os.environ.get(pseudonym.KEY_ENV) or os.environ.get(pseudonym.KEY_FILE_ENV):
+        return pseudonym.load_key()
     configured = os.environ.get(KEY_ENVIRONMENT_VARIABLE)
     if configured:
         return configured.encode("utf-8")
