@@ -3,15 +3,25 @@
 Each hospital (Cleveland, Hungary, Switzerland, VA) is one site, split by patient into train/val/test (stratified
 70/10/20, seeded). Every model is the same single tabular MLP (medai defaults, no ensemble):
 
-- federated: ``medai.privacy.federated.simulate`` (Flower ServerApp + ClientApps in process), 30 rounds of 2 local
-  epochs; the round and the temperature are chosen on the sites' validation rows;
-- centralised: ``tabular_classification.fit`` on the pooled training rows (best epoch and temperature on pooled val);
+- federated: ``medai.privacy.federated.simulate`` (Flower ServerApp + ClientApps in process) with the
+  ``FederatedSettings`` defaults: 60 rounds of 1 local epoch at learning rate 1e-2, BatchNorm fixed to the global
+  model's statistics during local training; the round and the temperature are chosen on the sites' validation rows;
+- centralised: ``tabular_classification.fit`` on the pooled training rows (100 epochs, best epoch and temperature on
+  pooled val), its learning rate chosen from GRID_CENTRALISED on pooled validation AUROC (the grid the federated
+  learning rate was chosen from, on the same validation rows);
 - local-only: the same ``fit`` on one site's training rows (best epoch and temperature on that site's val).
 
 AUROC on each site's test rows and on the pooled test set (the four test sets together), computed here on the
 predictions (exact, not the federated histograms). Floors (issue 7): FedAvg pooled-test AUROC >= centralised - 0.02,
 and > local_mean, the arithmetic mean over the four local-only models of each one's AUROC on the pooled test set.
-No hyperparameter is tuned on test data. Without ``--tune`` every model keeps the defaults fixed before the run;
+No hyperparameter is tuned on test data.
+
+The federated defaults were chosen on pooled validation AUROC (mean of seeds 0-2, best round), from: the former
+recipe (30 rounds x 2 epochs, lr 3e-3, BatchNorm on each site's batch statistics) 0.907; fixed BatchNorm 0.912;
++ 60 rounds 0.914; fixed + lr 1e-2 0.918; fixed + 1 epoch x 60 rounds 0.914; fixed + lr 1e-2 + 1 epoch x 60 rounds
+0.920 (the same with batch statistics: 0.909); lr 3e-2 0.919; FedAvgM server momentum 0.5: 0.923 (0.919 at 30x2),
+0.9: 0.920 (kept at 0: within noise of plain FedAvg, which issue 7 names). Centralised pooled val AUROC for
+reference: 0.936 (lr 3e-3). Without ``--tune`` the models keep those defaults;
 with ``--tune``, FedAvg's (local epochs, learning rate) from GRID_FEDERATED (FedProx reuses FedAvg's choice) and the
 centralised learning rate from GRID_CENTRALISED are chosen on pooled validation AUROC (local-only models keep the
 defaults: their validation sets, 13 to 31 rows, are too small to tune on).
@@ -69,7 +79,7 @@ def federated(sites, pooled_test, settings: FederatedSettings) -> dict:
 
 
 GRID_FEDERATED = [(2, 3e-3), (1, 3e-3), (4, 3e-3), (1, 1e-2), (2, 1e-2)]  # (local epochs, learning rate)
-GRID_CENTRALISED = [3e-3, 1e-2]  # learning rates
+GRID_CENTRALISED = [3e-3, 1e-2, 3e-2]  # learning rates: the ones the federated defaults were chosen from
 
 
 def tuned_federated(sites, pooled_test, seed: int, rounds: int) -> tuple[dict, dict]:
@@ -103,7 +113,9 @@ def _evaluated(candidate, sites, pooled_test) -> dict:
 
 
 def tuned_centralised(pooled, sites, seed: int) -> dict:
-    """Centralised MLP with the learning rate chosen on pooled validation AUROC."""
+    """Centralised MLP with the learning rate chosen on pooled validation AUROC (the federated defaults' learning rate
+    was chosen on the same validation rows from the same grid, so neither comparator is handicapped). Every
+    candidate's pooled-test AUROC is reported too, for transparency only: the choice uses validation alone."""
     fits = {}
     for rate in GRID_CENTRALISED:
         model, config, summary = fit(pooled["train"], pooled["val"], TabularSettings(
@@ -112,7 +124,8 @@ def tuned_centralised(pooled, sites, seed: int) -> dict:
     best = max(fits, key=lambda rate: fits[rate][2])
     model, config, _ = fits[best]
     return {**scores(model, config, sites, pooled["test"]), "chosen_learning_rate": best,
-            "val_auroc_by_learning_rate": {str(r): f[2] for r, f in fits.items()}}
+            "val_auroc_by_learning_rate": {str(r): f[2] for r, f in fits.items()},
+            "pooled_test_by_learning_rate": {str(r): auroc(f[0], f[1], pooled["test"]) for r, f in fits.items()}}
 
 
 def run_tuned_seed(seed: int, rounds: int) -> dict:
@@ -144,8 +157,7 @@ def run_seed(seed: int, rounds: int) -> dict:
     for strategy in ("fedavg", "fedprox"):
         result[strategy] = federated(sites, pooled["test"], FederatedSettings(rounds=rounds, strategy=strategy, seed=seed))
         print(json.dumps({"progress": seed, strategy: result[strategy]["pooled_test"]}), file=sys.stderr, flush=True)
-    model, config, _ = fit(pooled["train"], pooled["val"], tabular)
-    result["centralised"] = scores(model, config, sites, pooled["test"])
+    result["centralised"] = tuned_centralised(pooled, sites, seed)
     result["local"] = {}
     for site in sites:
         model, config, _ = fit(site.train, site.val, tabular)

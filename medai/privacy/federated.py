@@ -39,16 +39,24 @@ STRATEGIES = ("fedavg", "fedprox")
 
 @dataclass
 class FederatedSettings:
-    """Settings of a federated run; defaults are the benchmarked ones (bench/federated.py)."""
+    """Settings of a federated run; defaults are the benchmarked ones (bench/federated.py).
 
-    rounds: int = 30  # federated rounds; the round best on pooled validation data (see monitor) is kept
+    The recipe (fixed BatchNorm statistics, learning rate 1e-2, 1 local epoch, 60 rounds) was chosen on the heart
+    sites' pooled validation AUROC (seeds 0-2; see the bench docstring), never on test rows.
+    """
+
+    rounds: int = 60  # federated rounds; the round best on pooled validation data (see monitor) is kept
     monitor: str = "auroc"  # round selection: pooled validation "auroc" (as the Trainer's default) or "loss"
     strategy: str = "fedavg"  # fedavg or fedprox
     proximal_mu: float = 0.1  # FedProx: weight of (mu / 2) * ||w - w_global||^2 in the local loss
-    local_epochs: int = 2  # epochs each site trains per round
+    local_epochs: int = 1  # epochs each site trains per round (one-cycle schedule restarted every round)
     batch_size: int = 32
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-2
     weight_decay: float = 1e-2
+    server_momentum: float = 0.0  # FedAvg only: > 0 makes it FedAvgM (server momentum on the averaged update)
+    batch_norm: str = "fixed"  # BatchNorm in local training: "fixed" normalises with the global model's running
+    # statistics (never updated: BatchNorm is then a learned affine map, the same function at every site and at
+    # inference); "batch" with each local batch's statistics (which removes each site's own shift of every hidden unit)
     seed: int = 0  # seeds the site splits, initial weights and local shuffling
     secure_aggregation: bool = False  # SecAgg+ (Flower): the server sees only the sum of masked updates
     secagg_clipping_range: float = 16.0  # SecAgg+ quantisation range [-r, r] of every weight
@@ -61,6 +69,7 @@ class FederatedSettings:
     def validate(self) -> FederatedSettings:
         check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("monitor", self.monitor, ("auroc", "loss"))
+        check_choice("batch_norm", self.batch_norm, ("batch", "fixed"))
         for name in ("rounds", "local_epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -68,6 +77,8 @@ class FederatedSettings:
         for name in ("proximal_mu", "dp_noise_multiplier"):
             if getattr(self, name) < 0:
                 raise InvalidInputError(f"The '{name}' parameter must be >= 0; got {getattr(self, name)!r}.")
+        if not 0 <= self.server_momentum < 1:
+            raise InvalidInputError(f"The 'server_momentum' parameter must be in [0, 1); got {self.server_momentum!r}.")
         if self.dp_clipping_norm <= 0 or self.learning_rate <= 0 or self.secagg_clipping_range <= 0:
             raise InvalidInputError("dp_clipping_norm, learning_rate and secagg_clipping_range must be > 0.")
         return self

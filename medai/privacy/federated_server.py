@@ -116,7 +116,8 @@ def _strategy(settings, initial: list[np.ndarray], model_config: str, n_sites: i
     def fit_config(server_round: int) -> dict:
         return {"model_config": model_config, "local_epochs": settings.local_epochs, "batch_size": settings.batch_size,
                 "learning_rate": settings.learning_rate, "weight_decay": settings.weight_decay,
-                "seed": settings.seed + 1000 * server_round}  # fmt: skip
+                "seed": settings.seed + 1000 * server_round,
+                "batch_norm": getattr(settings, "batch_norm", "batch")}  # fmt: skip
 
     common = dict(fraction_fit=1.0, fraction_evaluate=1.0, min_fit_clients=n_sites, min_evaluate_clients=n_sites,
                   min_available_clients=n_sites, initial_parameters=ndarrays_to_parameters(initial),
@@ -125,6 +126,8 @@ def _strategy(settings, initial: list[np.ndarray], model_config: str, n_sites: i
                   evaluate_metrics_aggregation_fn=_pooled_validation)  # fmt: skip
     if settings.strategy == "fedprox":
         strategy = strategies.FedProx(proximal_mu=settings.proximal_mu, **common)
+    elif getattr(settings, "server_momentum", 0.0) > 0:  # FedAvgM: momentum on the averaged update
+        strategy = strategies.FedAvgM(server_learning_rate=1.0, server_momentum=settings.server_momentum, **common)
     else:
         strategy = strategies.FedAvg(**common)
     if settings.dp_noise_multiplier > 0:

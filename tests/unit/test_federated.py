@@ -71,7 +71,8 @@ needs_flower = pytest.mark.skipif(importlib.util.find_spec("flwr") is None,
 def _fit_config(config: dict, settings, server_round: int) -> dict:
     return {"model_config": json.dumps(config), "local_epochs": settings.local_epochs, "batch_size": settings.batch_size,
             "learning_rate": settings.learning_rate, "weight_decay": settings.weight_decay,
-            "seed": settings.seed + 1000 * server_round}  # fmt: skip
+            "seed": settings.seed + 1000 * server_round,
+            "batch_norm": settings.batch_norm}  # fmt: skip
 
 
 @needs_flower
@@ -157,3 +158,37 @@ def test_secure_aggregation_gives_the_fedavg_aggregate_up_to_quantisation():
     secure, _ = simulate(sites, FederatedSettings(rounds=1, local_epochs=1, secure_aggregation=True))
     for a, b in zip(plain["arrays"], secure["arrays"]):
         np.testing.assert_allclose(a, b, atol=1e-3)  # quantisation step 2 * 16 / 2**22 per site
+
+
+@needs_flower
+def test_fixed_batch_norm_trains_with_the_global_statistics_and_keeps_them():
+    from medai.privacy.federated import FederatedSettings
+    from medai.privacy.federated_client import exchanged_keys, get_arrays, make_numpy_client
+    from medai.privacy.federated_server import model_config_from
+    from medai.tasks.tabular_classification import build_model
+
+    sites = _sites()
+    moments = sites_lib.combine_moments([sites_lib.site_moments(s.train) for s in sites])
+    edges = sites_lib.histogram_edges(moments)
+    histograms = sites_lib.combine_histograms([sites_lib.site_histograms(s.train, edges) for s in sites])
+    config = model_config_from(sites_lib.preprocessing_state(moments, histograms, edges), moments, FederatedSettings())
+    torch.manual_seed(0)
+    model = build_model(config)
+    keys, initial = exchanged_keys(model), get_arrays(model)
+    client = make_numpy_client(sites[0])
+    for mode in ("fixed", "batch"):
+        arrays, _, _ = client.fit(initial, _fit_config(config, FederatedSettings(batch_norm=mode), 1))
+        stats = [i for i, k in enumerate(keys) if k.endswith(("running_mean", "running_var"))]
+        assert stats and any(not np.allclose(arrays[i], initial[i]) for i in range(len(keys)) if i not in stats)
+        unchanged = all(np.array_equal(arrays[i], initial[i]) for i in stats)
+        assert unchanged == (mode == "fixed")
+
+
+@needs_flower
+def test_fedavgm_first_round_is_the_fedavg_average():
+    from medai.privacy.federated import FederatedSettings, simulate
+
+    plain, _ = simulate(_sites(), FederatedSettings(rounds=1))
+    momentum, _ = simulate(_sites(), FederatedSettings(rounds=1, server_momentum=0.9))
+    for a, b in zip(plain["arrays"], momentum["arrays"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
