@@ -20,6 +20,7 @@ from medai.privacy.deid.dicom import (  # noqa: E402
     _resolve,
     deidentify_dicom_folder,
     profile_actions,
+    profile_wildcards,
 )
 from medai.privacy.pseudonym import Pseudonymizer  # noqa: E402
 
@@ -177,14 +178,41 @@ def test_profile_table_matches_the_dicom_dictionary():
 
     from pydicom.datadict import keyword_for_tag
 
-    from medai.privacy.deid.dicom import PROFILE_TABLE
+    from medai.privacy.deid.dicom import MEDAI_ADDITIONS, PROFILE_TABLE
 
-    rows = list(csv.DictReader(line for line in open(PROFILE_TABLE) if not line.startswith("#")))
-    assert len(rows) > 300
-    for row in rows:
-        assert keyword_for_tag(int(row["tag"], 16)) == row["keyword"], row
+    tables = [list(csv.DictReader(line for line in open(path) if not line.startswith("#")))
+              for path in (PROFILE_TABLE, MEDAI_ADDITIONS)]  # fmt: skip
+    assert len(tables[0]) > 300
+    for row in tables[0] + tables[1]:
+        if row["tag"] not in profile_wildcards():
+            assert keyword_for_tag(int(row["tag"], 16)) == row["keyword"], row
         assert row["action"] in {"X", "Z", "D", "U", "K", "X/Z", "X/D", "Z/D", "X/Z/D", "X/Z/U*"}, row
+    standard, additions = ({row["tag"] for row in table} for table in tables)
+    assert not standard & additions and len(standard) == len(tables[0])  # no tag twice, none in both files
     assert profile_actions()[0x00100010] == "Z" and profile_actions()[0x0020000D] == "U"
+
+
+def test_profile_table_is_the_whole_standard_table_with_its_actions():
+    """PS3.15 Table E.1-1 (innolitics/dicom-standard @ 0d01bf11): 460 rows, spot-checked actions."""
+    actions = profile_actions()
+    assert len(actions) - 43 == 456 and len(profile_wildcards()) == 4  # 456 attributes + 43 medai additions
+    assert profile_wildcards() == {"50xxxxxx": "X", "60xx3000": "X", "60xx4000": "X", "GGGGEEEE": "X"}
+    expected = {0x00100010: "Z", 0x0020000D: "U", 0x00080050: "Z", 0x00080080: "X/Z/D", 0x00100030: "Z",
+                0x00080020: "Z", 0x00080022: "X/Z", 0x0008002A: "X/Z/D", 0x0008009C: "Z", 0x00700084: "Z/D",
+                0x04000100: "U", 0x0040A730: "D", 0x00081140: "X/Z/U*", 0x00160072: "X", 0x00080018: "U"}  # fmt: skip
+    assert {tag: actions[tag] for tag in expected} == expected
+    dataset = pydicom.Dataset()
+    dataset.InstitutionName, dataset.AccessionNumber, dataset.ConsultingPhysicianName = "JFK IMAGING", "A1", "Dr^X"
+    dataset.GPSLatitude, dataset.PatientName = "51.5", "Secret^Patient"
+    dataset.add_new(0x60003000, "OB", b"\x00\x01")  # overlay data
+    dataset.add_new(0x50000010, "US", 1)  # a curve element (retired group)
+    dataset.private_block(0x0011, "HOSPITAL PRIVATE", create=True).add_new(0x01, "LO", "555-0199")
+    counts = DicomDeidentifier(key=KEY, pseudonymize_patient_id=False).deidentify(dataset)
+    assert dataset.InstitutionName == "ANONYMIZED"  # X/Z/D resolves to D: a dummy value
+    assert dataset["AccessionNumber"].is_empty and dataset["ConsultingPhysicianName"].is_empty  # Z
+    assert dataset["PatientName"].is_empty and "GPSLatitude" not in dataset  # Z, X
+    assert 0x60003000 not in dataset and 0x50000010 not in dataset and not any(e.tag.is_private for e in dataset)
+    assert counts["curves_overlays_removed"] == 2 and counts["private_removed"] >= 1
 
 
 def test_misuse(tmp_path):

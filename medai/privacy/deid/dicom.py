@@ -1,12 +1,16 @@
 """DICOM de-identification: the PS3.15 Annex E Basic Application Level Confidentiality Profile, with pydicom.
 
-Each attribute of the profile's table (``resources/annex_e_basic_profile.csv``) gets its action: ``X`` removed,
-``Z`` emptied, ``D`` replaced by a dummy value of its VR, ``U`` replaced by a keyed UID, ``K`` kept. A compound action
-(``X/Z``, ``X/D``, ``Z/D``, ``X/Z/D``, ``X/Z/U*``) takes its last, always-conformant choice: the attribute stays, with
-no identifying content. Beyond the table (stricter than the profile, counted apart in the report): every private
-attribute, curve (50xx) and overlay (60xx) group is removed, every other person name is emptied, and every other UID
-outside the DICOM root ``1.2.840.10008`` is remapped. Attributes a model needs (pixels, photometric interpretation,
-rescale, window, spacing, geometry, modality, body part...) are never touched.
+Each attribute of the profile's table gets its action: ``X`` removed, ``Z`` emptied, ``D`` replaced by a dummy value
+of its VR (emptied where the VR has none, e.g. OB), ``U`` replaced by a keyed UID, ``K`` kept. The table
+(``resources/annex_e_basic_profile.csv``) is every row of PS3.15 Table E.1-1 as parsed by innolitics/dicom-standard;
+``resources/annex_e_medai_additions.csv`` adds attributes medai also treats that this edition does not list. A compound
+action (``X/Z``, ``X/D``, ``Z/D``, ``X/Z/D``, ``X/Z/U*``) takes its last, always-conformant choice: the attribute
+stays, with no identifying content. The table's wildcard rows (:func:`profile_wildcards`: curves 50xx, overlay data
+and comments 60xx, private attributes) are applied in code, more strictly: every private attribute, curve and overlay
+group is removed. Beyond the table (stricter than the profile, counted apart in the report): every other person name
+is emptied, every other date is shifted or emptied, and every other UID outside the DICOM root ``1.2.840.10008`` is
+remapped. Attributes a model needs (pixels, photometric interpretation, rescale, window, spacing, geometry, modality,
+body part...) are never touched.
 
 UIDs map to ``2.25.<128-bit integer>`` (a UUID, version 8) from HMAC-SHA256 of the original under the key: the same
 study gets the same new StudyInstanceUID in every file and every run with the same key, and references between
@@ -42,6 +46,7 @@ from medai.errors import InvalidInputError, check_choice, require
 from medai.privacy.pseudonym import Pseudonymizer, load_key
 
 PROFILE_TABLE = Path(__file__).parent / "resources" / "annex_e_basic_profile.csv"
+MEDAI_ADDITIONS = Path(__file__).parent / "resources" / "annex_e_medai_additions.csv"  # not in the cited table
 DICOM_ROOT = "1.2.840.10008."
 DATE_MODES = ("shift", "remove")
 KEEP = frozenset({  # what a model reads: never changed, whatever a rule says
@@ -67,12 +72,28 @@ PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 LIKELY_BURNED_IN = frozenset({"US", "SC", "XC", "OT", "ES", "GM", "SM", "DOC"})
 
 
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(line for line in handle if not line.startswith("#")))
+
+
 @lru_cache(maxsize=1)
 def profile_actions() -> dict[int, str]:
-    """The profile's table: tag (as an int) -> action code."""
-    with open(PROFILE_TABLE, newline="") as handle:
-        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
-        return {int(row["tag"], 16): row["action"] for row in rows}
+    """Tag (as an int) -> action code: every single attribute of the profile's table, then medai's additions."""
+    rows = _rows(PROFILE_TABLE) + _rows(MEDAI_ADDITIONS)
+    return {int(row["tag"], 16): row["action"] for row in rows if not _is_wildcard(row["tag"])}
+
+
+@lru_cache(maxsize=1)
+def profile_wildcards() -> dict[str, str]:
+    """The table's rows that name a set of tags -> action: ``50xxxxxx``, ``60xx3000``, ``60xx4000`` (``x`` any hex
+    digit of a repeating group) and ``GGGGEEEE`` (every private attribute). All are ``X``;
+    :meth:`DicomDeidentifier._clean` applies them, more strictly for overlays (the whole 60xx group goes)."""
+    return {row["tag"]: row["action"] for row in _rows(PROFILE_TABLE) if _is_wildcard(row["tag"])}
+
+
+def _is_wildcard(tag: str) -> bool:
+    return tag == "GGGGEEEE" or "x" in tag
 
 
 def _resolve(action: str) -> str:
