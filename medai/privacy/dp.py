@@ -7,7 +7,9 @@ target (epsilon, delta), the sampling rate and the epochs (``PrivacyEngine.make_
 the budget actually spent with Opacus' RDP accountant (``make_private_with_epsilon``'s steps; its noise search
 runs once, over the accountant's integer orders, see ``noise_multiplier``). Layers that mix records within a batch (BatchNorm) are
 replaced by GroupNorm through Opacus' own fixers (``ModuleValidator.FIXERS``), in place, and listed in the report
-so that ``load_bundle`` rebuilds the same architecture without Opacus.
+so that ``load_bundle`` rebuilds the same architecture without Opacus. Recurrent layers (nn.LSTM / nn.GRU / nn.RNN,
+medai's GRU-D) are swapped for Opacus-compatible versions with the same state-dict names for training only and put
+back, with the trained weights, when the run ends.
 
 What the guarantee covers, at task level (``train_private``): the network's weights with respect to the records of
 the training split. It does not cover the validation split, which selects the best epoch and fits the calibration
@@ -19,6 +21,7 @@ without noise. Hyperparameters chosen by looking at validation results are not a
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import shutil
 from collections.abc import Iterator
@@ -32,7 +35,7 @@ from torch import nn
 
 from medai.errors import InvalidInputError, require
 
-SUPPORTED_TASKS = ("image-classification", "tabular-classification")
+SUPPORTED_TASKS = ("image-classification", "tabular-classification", "mortality", "ecg-classification")
 ACCOUNTANT = "rdp"
 _ACTIVE: ContextVar[dict | None] = ContextVar("medai_private_training", default=None)
 
@@ -76,15 +79,18 @@ def make_private_compatible(model: nn.Module) -> list[dict]:
     BatchNorm2d/3d become GroupNorm with Opacus' fixer (min(32, channels) groups). BatchNorm1d becomes GroupNorm with
     one group (layer normalisation) instead: on (batch, features) rows Opacus' min(32, features) groups hold one value
     each, which normalisation sets to zero, and an MLP so fixed cannot learn. In-place activations become
-    out-of-place (Opacus' backward hooks cannot see through in-place views). Recurrent and attention layers, which
-    Opacus would swap for its own classes with other parameter names, are refused.
+    out-of-place (Opacus' backward hooks cannot see through in-place views). nn.LSTM / nn.GRU / nn.RNN become Opacus'
+    DPLSTM / DPGRU / DPRNN and medai's GRU-D a version of it built from layers Opacus handles (``_DPGRUD``), all with
+    the same state-dict names, for training only: ``PrivateTraining.close`` puts the original layers back with the
+    trained weights (``"restored": True``). Other layers Opacus cannot handle (attention, recurrent cells) are refused.
 
     Returns:
-        One dict per replaced layer: ``{"layer", "from", "to", "num_groups", "num_channels", "eps", "affine"}``.
+        One dict per replaced layer: ``{"layer", "from", "to", "num_groups", "num_channels", "eps", "affine"}`` for a
+        normalisation layer, ``{"layer", "from", "to", "restored": True}`` for a recurrent one.
     """
     from opacus.validators import ModuleValidator
 
-    replaced = []
+    replaced = _replace_recurrent(model)
     for name, module in list(model.named_modules()):
         if getattr(module, "inplace", False) is True:
             module.inplace = False
@@ -95,9 +101,11 @@ def make_private_compatible(model: nn.Module) -> list[dict]:
         if not isinstance(new, nn.GroupNorm):
             raise InvalidInputError(
                 f"Layer {name} ({type(module).__name__}) cannot be trained with differential privacy in medai yet; "
-                "use a network of convolutions, linear layers and normalisation layers."
+                "use a network of convolutions, linear, normalisation and LSTM/GRU layers."
             )
-        new.to(next(module.parameters()).device)
+        reference = next(itertools.chain(module.parameters(), module.buffers()), None)  # none: no affine, no running stats
+        if reference is not None:
+            new.to(reference.device)
         _set_submodule(model, name, new)
         replaced.append({"layer": name, "from": type(module).__name__, "to": "GroupNorm", "num_groups": new.num_groups,
                          "num_channels": new.num_channels, "eps": new.eps, "affine": new.affine})  # fmt: skip
@@ -110,9 +118,151 @@ def make_private_compatible(model: nn.Module) -> list[dict]:
 def apply_replacements(model: nn.Module, replaced: list[dict]) -> nn.Module:
     """Rebuild the layers ``make_private_compatible`` replaced (no Opacus needed); used when loading a bundle."""
     for entry in replaced:
+        if entry.get("restored"):  # a recurrent layer swapped for Opacus' version during training only
+            continue
         layer = nn.GroupNorm(entry["num_groups"], entry["num_channels"], eps=entry["eps"], affine=entry["affine"])
         _set_submodule(model, entry["layer"], layer)
     return model
+
+
+def _replace_recurrent(model: nn.Module) -> list[dict]:
+    """Swap recurrent layers for versions Opacus computes per-record gradients of (same state-dict names)."""
+    from opacus.layers import DPGRU, DPLSTM, DPRNN
+
+    from medai.models.recurrent import GRUD
+
+    classes = {nn.LSTM: DPLSTM, nn.GRU: DPGRU, nn.RNN: DPRNN}
+    replaced = []
+    for name, module in list(model.named_modules()):
+        if not name:
+            continue
+        if type(module) in classes:
+            if getattr(module, "proj_size", 0):
+                raise InvalidInputError(f"Layer {name} (LSTM with proj_size) cannot be trained with differential privacy.")
+            extra = {"nonlinearity": module.nonlinearity} if type(module) is nn.RNN else {}
+            new = classes[type(module)](module.input_size, module.hidden_size, module.num_layers, bias=module.bias,
+                                        batch_first=module.batch_first, dropout=module.dropout,
+                                        bidirectional=module.bidirectional, **extra)  # fmt: skip
+            # Opacus' hook drops the submodules' own names from a copy that only a top-level call returns: drop them
+            # in place, at any depth
+            new._state_dict_hooks.clear()
+            new.register_state_dict_post_hook(_drop_opacus_names)
+            new.register_load_state_dict_pre_hook(_add_opacus_names)
+        elif type(module) is GRUD:
+            new = _DPGRUD(module)
+        else:
+            continue
+        new.load_state_dict(module.state_dict())
+        new.to(next(module.parameters()).device).train(module.training)
+        new._medai_original = (module,)  # a tuple keeps the original out of the module tree
+        _set_submodule(model, name, new)
+        replaced.append({"layer": name, "from": type(module).__name__, "to": type(new).__name__.lstrip("_"), "restored": True})
+    return replaced
+
+
+def restore_recurrent(model: nn.Module) -> None:
+    """Put back the layers ``_replace_recurrent`` swapped, with the weights they were trained to."""
+    for name, module in list(model.named_modules()):
+        original = getattr(module, "_medai_original", None)
+        if original is None or not name:
+            continue
+        (original,) = original
+        original.load_state_dict(module.state_dict())
+        original.train(module.training)
+        _set_submodule(model, name, original)
+
+
+class _FeatureDecay(nn.Module):
+    """``delta * weight + bias`` per feature (GRU-D's input decay rate), with a per-record gradient Opacus can use."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(weight.detach().clone()), nn.Parameter(bias.detach().clone())
+
+    def forward(self, delta: torch.Tensor) -> torch.Tensor:  # (batch, time, features)
+        return delta * self.weight + self.bias
+
+
+def _feature_decay_grad_sample(layer: _FeatureDecay, activations: list[torch.Tensor], backprops: torch.Tensor) -> dict:
+    """Per-record gradients of ``_FeatureDecay``: sums over time of delta * backprop and of backprop, (batch, features)."""
+    delta = activations[0]
+    return {layer.weight: (delta * backprops).sum(1), layer.bias: backprops.sum(1)}
+
+
+# _DPGRUD's parameter names -> GRU-D's (its state dict uses GRU-D's, so checkpoints and best states load in both)
+_GRUD_NAMES = {"input_decay.weight": "input_decay_weight", "input_decay.bias": "input_decay_bias",
+               "ih.weight": "cell.weight_ih", "ih.bias": "cell.bias_ih", "hh.weight": "cell.weight_hh",
+               "hh.bias": "cell.bias_hh"}  # fmt: skip
+
+
+class _DPGRUD(nn.Module):
+    """GRU-D (``medai.models.recurrent.GRUD``) with every parameter in a layer Opacus computes per-record gradients of.
+
+    The same equations; the GRU cell's input and recurrent projections are ``nn.Linear`` layers (the recurrent one
+    called once per time step: Opacus accumulates its per-record gradients over the calls), the input decay rate
+    a ``_FeatureDecay`` layer with its own per-record gradient. Its state dict carries GRU-D's names.
+    """
+
+    def __init__(self, grud: nn.Module):
+        super().__init__()
+        from opacus.grad_sample import GradSampleModule
+
+        GradSampleModule.GRAD_SAMPLERS[_FeatureDecay] = _feature_decay_grad_sample
+        self.name, self.n_features, self.n_outputs, self.n_static = grud.name, grud.n_features, grud.n_outputs, grud.n_static
+        cell = grud.cell
+        self.hidden_size = cell.hidden_size
+        self.input_decay = _FeatureDecay(grud.input_decay_weight, grud.input_decay_bias)
+        self.hidden_decay = grud.hidden_decay
+        self.ih = nn.Linear(cell.input_size, 3 * cell.hidden_size)
+        self.hh = nn.Linear(cell.hidden_size, 3 * cell.hidden_size)
+        self.head = grud.head
+        self.register_state_dict_post_hook(_grud_state_dict)
+        self.register_load_state_dict_pre_hook(_grud_load_state_dict)
+
+    def forward(self, series, mask=None, delta=None, static=None) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        from medai.models.series import series_inputs
+
+        inputs = series_inputs(self.name, self.n_features, series, mask, delta, use_mask=True, use_delta=True)
+        series, mask, delta = inputs.split(self.n_features, dim=-1)  # (batch, time, features) each
+        decay = torch.exp(-F.relu(self.input_decay(delta)))
+        imputed = torch.cat([series * (mask + (1 - mask) * decay), mask], dim=-1)  # (batch, time, 2 * features)
+        hidden_decay = torch.exp(-F.relu(self.hidden_decay(delta)))  # (batch, time, hidden)
+        projected = self.ih(imputed)  # (batch, time, 3 * hidden)
+        state = series.new_zeros(len(series), self.hidden_size)
+        for step_input, step_decay in zip(projected.unbind(1), hidden_decay.unbind(1)):
+            state = state * step_decay
+            input_reset, input_update, input_new = step_input.chunk(3, dim=1)
+            state_reset, state_update, state_new = self.hh(state).chunk(3, dim=1)
+            reset = torch.sigmoid(input_reset + state_reset)
+            update = torch.sigmoid(input_update + state_update)
+            new = torch.tanh(input_new + reset * state_new)
+            state = new + update * (state - new)
+        return self.head(state, static)  # (batch, n_outputs)
+
+
+def _drop_opacus_names(module, state_dict, prefix, local_metadata) -> None:
+    for old in module.old_to_new:
+        state_dict.pop(prefix + old, None)
+
+
+def _add_opacus_names(module, state_dict, prefix, *args) -> None:
+    for old, new in module.old_to_new.items():
+        if prefix + new in state_dict:
+            state_dict[prefix + old] = state_dict[prefix + new]
+
+
+def _grud_state_dict(module, state_dict, prefix, local_metadata) -> None:
+    for new, old in _GRUD_NAMES.items():
+        if prefix + new in state_dict:
+            state_dict[prefix + old] = state_dict.pop(prefix + new)
+
+
+def _grud_load_state_dict(module, state_dict, prefix, *args) -> None:
+    for new, old in _GRUD_NAMES.items():
+        if prefix + old in state_dict:
+            state_dict[prefix + new] = state_dict.pop(prefix + old)
 
 
 def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
@@ -209,6 +359,7 @@ class PrivateTraining:
         }
         if self.module is not None:
             self.module._close()
+        restore_recurrent(self.model)
         return report
 
 
@@ -277,20 +428,23 @@ def private_training(settings: dict | PrivacySettings) -> Iterator[None]:
 def active_for(model: nn.Module) -> dict | None:
     """The privacy settings of the enclosing ``private_training`` block if ``model`` is a classifier, else None."""
     from medai.models.classifier import Classifier
+    from medai.models.series import SeriesModel
 
     settings = _ACTIVE.get()
-    return settings if settings is not None and isinstance(model, Classifier) else None
+    series = isinstance(model, SeriesModel) and model.task_type != "regression"
+    return settings if settings is not None and (isinstance(model, Classifier) or series) else None
 
 
 def train_private(task: str, data, out, privacy: dict | PrivacySettings, **settings):
     """Train a task's model with differential privacy and save it as a bundle whose config and card state the budget.
 
     One network is trained (``ensemble`` is 1: k members trained on the same records would spend k times epsilon),
-    image out-of-distribution detection is off and a table's autoencoder is left out of the bundle (both are fitted
-    on the training records without noise).
+    image out-of-distribution detection is off, and a table's autoencoder and a series task's out-of-distribution
+    statistics are left out of the bundle (all fitted on the training records without noise). Mortality trains one
+    GRU-D by default (or the one member asked for); ecg-classification one network on an 80/20 split (no cross-fitting).
 
     Args:
-        task: ``image-classification`` or ``tabular-classification`` (MLP).
+        task: ``image-classification``, ``tabular-classification`` (MLP), ``mortality`` or ``ecg-classification``.
         data, out, settings: as for ``medai.api.train``.
         privacy: a PrivacySettings or its dict (``epsilon``, ``delta``, ``max_grad_norm``).
 
@@ -311,6 +465,8 @@ def train_private(task: str, data, out, privacy: dict | PrivacySettings, **setti
         if not bundle.metrics:  # a non-zero rank under torchrun
             return bundle
         report = bundle.metrics["fit"]["members"][0]["privacy"]
+        if bundle.config.get("network") == "series_ensemble":  # the member was trained as the network of its own model
+            report = {**report, "replaced_layers": [{**r, "layer": _member_path(r["layer"])} for r in report["replaced_layers"]]}
         dp = {**report, "covers": COVERAGE, "ensemble": "one network trained under DP (ensemble = 1)"}
         config = {**bundle.config, "privacy": {**bundle.config.get("privacy", {}), "dp": dp}}
         dropped = ()
@@ -322,11 +478,17 @@ def train_private(task: str, data, out, privacy: dict | PrivacySettings, **setti
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _member_path(layer: str) -> str:
+    """A layer's name in a series ensemble's bundle model from its name in the one-member model trained under DP."""
+    head, _, rest = layer.partition(".")
+    return "network.members.0" + (f".{rest}" if rest else "") if head == "network" else layer
+
+
 COVERAGE = {
     "training_records": "the network weights are (epsilon, delta)-DP with respect to each training record",
     "validation_records": "not covered: they select the best epoch and fit the calibration temperature without noise",
     "preprocessing": "not covered: statistics of the training split (image mean/std; table medians, means, standard "
-    "deviations, category lists) are fitted without noise",
+    "deviations, category lists; a series' per-variable means and standard deviations) are fitted without noise",
     "hyperparameters": "not covered: choices made by looking at validation results are not accounted for",
 }
 
@@ -335,10 +497,14 @@ def _private_settings(task: str, settings: dict) -> dict:
     from medai.tasks import get_task
 
     if task not in SUPPORTED_TASKS:
+        why = (" (forecasting's loss averages over the observed targets of the whole batch, so one record's gradient "
+               "depends on the others)") if task == "forecasting" else ""
         raise InvalidInputError(
-            f"Differential privacy is available for the tasks {', '.join(SUPPORTED_TASKS)}; got {task!r}."
+            f"Differential privacy is available for the tasks {', '.join(SUPPORTED_TASKS)}; got {task!r}{why}."
         )
     get_task(task)
+    if task == "mortality":
+        return _mortality_settings(settings)
     if settings.get("ensemble", 1) != 1:
         raise InvalidInputError(
             f"--ensemble {settings['ensemble']} with differential privacy would spend {settings['ensemble']} times epsilon "
@@ -352,9 +518,32 @@ def _private_settings(task: str, settings: dict) -> dict:
     return {**settings, "ensemble": 1, **extra}
 
 
+def _mortality_settings(settings: dict) -> dict:
+    """One network under DP: one GRU-D by default, or the one summary MLP or --model network asked for."""
+    if settings.get("ensemble") not in (None, 1):
+        raise InvalidInputError(
+            f"--ensemble {settings['ensemble']} with differential privacy would spend {settings['ensemble']} times epsilon "
+            "on the same records; medai trains one network under DP (leave --ensemble out)."
+        )
+    if settings.get("model", "ensemble") != "ensemble":
+        return {**settings, "ensemble": 1}
+    grud, summary = settings.get("grud_members"), settings.get("summary_members")
+    if grud is None and summary is None:
+        grud, summary = 1, 0
+    grud = 1 - summary if grud is None else grud
+    summary = 1 - grud if summary is None else summary
+    if grud + summary != 1:
+        raise InvalidInputError(
+            f"{grud} GRU-D and {summary} summary members with differential privacy would spend {grud + summary} times "
+            "epsilon on the same records; medai trains one network under DP (grud_members + summary_members = 1)."
+        )
+    return {**settings, "ensemble": None, "grud_members": grud, "summary_members": summary}
+
+
 def card_section(dp: dict) -> str:
     """Markdown of the model card's differential-privacy section."""
-    replaced = ", ".join(f"{r['layer']} ({r['from']} -> {r['to']})" for r in dp["replaced_layers"]) or "none"
+    replaced = ", ".join(f"{r['layer']} ({r['from']} -> {r['to']}" + (f", for training only: the bundle holds the {r['from']} "
+                         "with the trained weights)" if r.get("restored") else ")") for r in dp["replaced_layers"]) or "none"
     return "\n".join([
         f"Trained with DP-SGD (Opacus {dp['opacus_version']}): **epsilon = {dp['epsilon']:.3f}** spent "
         f"(target {dp['target_epsilon']:g}), delta = {dp['delta']:.2g}, by the {dp['accountant'].upper()} accountant.",
