@@ -11,10 +11,13 @@ similarity of diagnosis sets). The decision threshold is the one with the best v
 validation DDI rate stays at or below the training split's ground-truth rate (``ddi_cap``).
 
 Recipe (bench/drug_recommendation.py --select; bench/results/2026-11-29-drug_recommendation-selection.json), chosen
-on the inner validation parts of the demo's 5-fold cross-validation only: a wide-and-deep GRU recommender, 5 seeds
-averaged, learning rate 1e-2 for about 700 steps (100 epochs on the demo). Mean inner-validation Jaccard / PRAUC:
-this recipe 0.504 / 0.751, one member 0.498 / 0.738, logistic regression 0.499 / 0.750, most-frequent set
-0.486 / 0.739. On 100 patients these differences are within noise; see the benchmark's held-out figures.
+on the inner validation parts of the demo's 5-fold cross-validation only: a wide-and-deep GRU recommender whose wide
+path is the logistic-regression baseline, fitted first and frozen, so the GRU learns only a residual on top of it
+(``residual``), with 20% of codes dropped from training batches; 5 seeds averaged, learning rate 1e-2 for about 700
+steps (100 epochs on the demo), best epoch on validation Jaccard. Mean inner-validation Jaccard with the threshold
+taken from the other folds' inner validation parts (the fair comparison; tuned on the scored part in brackets): this
+recipe 0.495 (0.511), the previous recipe without the residual 0.489 (0.504), logistic regression 0.495 (0.499).
+On 100 patients these differences are within noise; see the benchmark's held-out figures.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ class DrugRecommendationSettings:
     dropout: float = 0.3
     use_medications: bool = True  # read the previous visit's medication classes
     wide: bool = True  # add a linear path from the current visit's codes (wide and deep)
-    code_dropout: float = 0.0  # share of codes dropped at random from training batches
+    residual: bool = True  # wide path = the fitted logistic-regression baseline, frozen; the GRU learns a residual
+    code_dropout: float = 0.2  # share of codes dropped at random from training batches
     margin_weight: float = 0.05  # multi-label margin share of the accuracy loss (SafeDrug 0.05)
     ddi_source: str = "gamenet"  # DDI graph: gamenet (151 classes) or safedrug (112)
     ddi_target: float | None = None  # DDI rate the loss steers below; None: the training split's ground-truth rate
@@ -60,7 +64,7 @@ class DrugRecommendationSettings:
     learning_rate: float = 1e-2
     weight_decay: float = 1e-3
     patience: int | None = None
-    monitor: str = "jaccard"  # validation metric selecting the best epoch: jaccard, prauc or loss
+    monitor: str = "jaccard"  # validation metric selecting the best epoch: jaccard, prauc, loss or last (no selection)
     ensemble: int = 5  # deep recommenders averaged (different seeds)
     neighbours: int = 5  # nearest_neighbour: training visits voting
     logistic_c: float = 1.0  # logistic_regression: inverse regularisation strength
@@ -77,7 +81,7 @@ class DrugRecommendationSettings:
     def validate(self) -> DrugRecommendationSettings:
         check_choice("model", self.model, MODELS)
         check_choice("ddi_source", self.ddi_source, SOURCES)
-        check_choice("monitor", self.monitor, ["jaccard", "prauc", "loss"])
+        check_choice("monitor", self.monitor, ["jaccard", "prauc", "loss", "last"])
         for name, low, high in (("test_fraction", 0.0, 0.5), ("validation_fraction", 0.05, 0.5), ("dropout", 0.0, 0.9)):
             if not low <= getattr(self, name) <= high:
                 raise InvalidInputError(f"The '{name}' parameter must lie in [{low}, {high}]; got {getattr(self, name)}.")

@@ -34,6 +34,9 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         "",
         "## Model and decision rule",
         f"- `{model}`; DDI graph `{ddi['source']}` (TWOSIDES via GAMENet/SafeDrug); loss DDI target {ddi['loss_target']:.3f}.",
+        *(["- Wide path: the logistic-regression baseline on the current visit's codes (fitted first, frozen); the GRU "
+           "over visits learns a residual on top of it."] if config["network"] in ("drug_recommender", "ensemble")
+          and config.get("settings", {}).get("residual") and config["settings"].get("wide") else []),
         f"- A class is recommended when its probability is >= {threshold['threshold']:.3f}: the best validation Jaccard "
         f"({threshold['val_jaccard']:.3f}) with validation DDI rate {threshold['val_ddi_rate']:.3f}"
         + (f" capped at the training ground truth {threshold['ddi_cap']:.3f}." if threshold.get("ddi_cap") is not None else "."),

@@ -74,6 +74,8 @@ def _fit_deep(train, val, encoder, ddi, settings, ddi_target, frequency):
         "ddi_target": float(ddi_target), "ddi_weight": settings.ddi_weight, "ddi_kp": settings.ddi_kp,
     }  # fmt: skip
     members, fits = [], []
+    residual = getattr(settings, "residual", False) and settings.wide
+    linear = _logistic_weights(train, encoder, settings) if residual else None
     epochs = settings.epochs or int(np.clip(np.ceil(STEPS / np.ceil(len(train) / settings.batch_size)), 10, 100))
     for index in range(settings.ensemble):
         torch.manual_seed(settings.seed + 1000 * index)
@@ -81,13 +83,20 @@ def _fit_deep(train, val, encoder, ddi, settings, ddi_target, frequency):
         with torch.no_grad():  # start from the training frequencies: an untrained network recommends the usual set
             member.output[-1].bias.copy_(torch.logit(torch.from_numpy(frequency).clamp(1e-3, 1 - 1e-3)))
             member.ddi.copy_(torch.from_numpy(ddi))
+            if linear is not None:
+                start_from_logistic(member, *linear, encoder)
         config = TrainerConfig(
             max_epochs=epochs, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
             weight_decay=settings.weight_decay, patience=settings.patience, monitor=settings.monitor,
             seed=settings.seed + 1000 * index, device=settings.device, num_threads=settings.num_threads,
             eval_batch_size=CHUNK, progress=settings.progress,
         )  # fmt: skip
-        fits.append(Trainer(config, metric_fn=validation_metrics).fit(member, train, val).to_dict())
+        epoch_counter = iter(range(1, 10**9))  # monitor "last": every epoch beats the one before, so the last is kept
+
+        def metric_fn(logits, labels, _counter=epoch_counter):
+            return {**validation_metrics(logits, labels), "last": float(next(_counter))}
+
+        fits.append(Trainer(config, metric_fn=metric_fn).fit(member, train, val).to_dict())
         members.append(member.cpu().eval())
     summary = {"model": DEEP, "members": fits, "best_epochs": [f["best_epoch"] for f in fits],
                "train_seconds": sum(f["train_seconds"] for f in fits)}  # fmt: skip
@@ -113,6 +122,37 @@ def design_matrix(histories: list[list[EncodedVisit]], encoder: CodeEncoder, kin
         for kind, offset in zip(kinds, offsets):
             out[row, getattr(history[-1], kind) - 1 + offset] = 1.0
     return out
+
+
+def start_from_logistic(member, coef: np.ndarray, intercept: np.ndarray, encoder: CodeEncoder) -> None:
+    """Make ``member`` the fitted logistic regression plus a residual: its wide path gets the regression's
+    coefficients and is frozen, its output layer gets the intercepts and zero weights (so the untrained network
+    predicts exactly what the regression does, and training only learns what the GRU adds)."""
+    start = 0
+    with torch.no_grad():
+        for kind in ("diagnoses", "procedures"):
+            width = encoder.size(kind)
+            member.wide[kind].weight[1:].copy_(torch.from_numpy(coef[:, start : start + width].T))
+            start += width
+        for bag in member.wide.values():
+            bag.weight.requires_grad_(False)
+        member.output[-1].weight.zero_()
+        member.output[-1].bias.copy_(torch.from_numpy(intercept))
+
+
+def _logistic_weights(train: VisitSamples, encoder: CodeEncoder, settings) -> tuple[np.ndarray, np.ndarray]:
+    """The logistic-regression baseline's coefficients (classes, design columns) and intercepts (classes,), float32.
+
+    A class given at every training visit (a constant predictor in scikit-learn) gets no coefficients and a large
+    intercept."""
+    estimator = _fit_logistic(train, encoder, settings)
+    width = sum(encoder.size(k) for k in ("diagnoses", "procedures"))
+    coef = np.zeros((train.n_classes, width), np.float32)
+    intercept = np.full(train.n_classes, 6.0, np.float32)
+    for index, fitted in enumerate(estimator.estimators_):
+        if hasattr(fitted, "coef_"):
+            coef[index], intercept[index] = fitted.coef_[0], fitted.intercept_[0]
+    return coef, intercept
 
 
 def _fit_logistic(train: VisitSamples, encoder: CodeEncoder, settings):

@@ -245,3 +245,33 @@ def test_subset_and_splits_keep_patients_whole(staged):
     parts = split_patients(30, 0.2, 0.15, 0)
     seen = [p.patient for name in parts for p in subset(cohort, parts[name]).patients]
     assert sorted(seen) == sorted(p.patient for p in cohort.patients)
+
+
+def test_residual_recommender_starts_as_the_logistic_regression_and_keeps_it_frozen(staged):
+    from medai.tasks import drugrec_fit
+
+    cohort = make_cohort(60)
+    parts = split_patients(60, 0.0, 0.2, 0)
+    train, val = subset(cohort, parts["train"]), subset(cohort, parts["val"])
+    encoder = CodeEncoder().fit(train)
+    train_set, val_set = VisitSamples(train, encoder), VisitSamples(val, encoder)
+    settings = task.Settings(residual=True, epochs=2, ensemble=1, progress=False)
+    config = {"label_names": encoder.medications_}
+    member = DrugRecommender(encoder.size("diagnoses"), encoder.size("procedures"), encoder.size("medications"))
+    drugrec_fit.start_from_logistic(member, *drugrec_fit._logistic_weights(train_set, encoder, settings), encoder)
+    logistic = drugrec_fit._fit_logistic(train_set, encoder, settings)
+    expected = drugrec_fit.probabilities(logistic, config, val_set.histories, encoder)
+    constant = train_set.labels.all(0)  # scikit-learn predicts exactly 1 for a class given at every visit
+    got = drugrec_fit.probabilities(member, config, val_set.histories, encoder)
+    np.testing.assert_allclose(got[:, ~constant], expected[:, ~constant], atol=1e-5)
+    model, _, summary = task.fit(train, val, settings)
+    np.testing.assert_array_equal(model.wide["diagnoses"].weight.detach().numpy(), member.wide["diagnoses"].weight.numpy())
+    assert len(summary["best_epochs"]) == 1
+
+
+def test_monitor_last_keeps_the_final_epoch(staged):
+    cohort = make_cohort(40)
+    parts = split_patients(40, 0.0, 0.2, 0)
+    settings = task.Settings(monitor="last", epochs=3, ensemble=2, progress=False)
+    _, _, summary = task.fit(subset(cohort, parts["train"]), subset(cohort, parts["val"]), settings)
+    assert summary["best_epochs"] == [2, 2]
