@@ -19,6 +19,7 @@ federated_app = typer.Typer(help="Federated learning across hospitals (Flower; n
 def federated(
     ctx: typer.Context,
     data: Annotated[Optional[str], typer.Option(help="A multi-site table (CSV/Parquet/ARFF or a known name such as heart), or a folder with one table per site (or the UCI heart folder).")] = None,
+    sites: Annotated[Optional[list[str]], typer.Option("--sites", help="Repeat: one table file per site (then --data is not needed), or site names of --data to keep.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder to write the model bundle to.")] = None,
     site_column: Annotated[Optional[str], typer.Option(help="Column naming each row's hospital.")] = None,
     target: Annotated[Optional[str], typer.Option(help="Column to predict (known tables have one).")] = None,
@@ -42,10 +43,10 @@ def federated(
 
     if ctx.invoked_subcommand is not None:
         return
-    if data is None or out is None:
-        raise fail("give --data and --out to simulate a federation, or use `medai federated server` / `client`")
+    if (data is None and not sites) or out is None:
+        raise fail("give --data (or --sites) and --out to simulate a federation, or use `medai federated server` / `client`")
 
-    bundle = train_federated(data, out, rounds=rounds, strategy=strategy, proximal_mu=proximal_mu,
+    bundle = train_federated(data, out, sites=sites, rounds=rounds, strategy=strategy, proximal_mu=proximal_mu,
                              local_epochs=local_epochs, seed=seed, secure_aggregation=secure_aggregation,
                              dp_noise_multiplier=dp_noise, dp_clipping_norm=dp_clip, target=target,
                              id_column=id_column, site_column=site_column)  # fmt: skip

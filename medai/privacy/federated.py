@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medai.errors import InvalidInputError, check_choice, require
+from medai.errors import InvalidInputError, check_choice, did_you_mean, require
 from medai.privacy.federated_sites import SiteData, partition_by_site, split_site
 
 STRATEGIES = ("fedavg", "fedprox")
@@ -136,7 +136,35 @@ def load_sites(data, settings: FederatedSettings, *, site: str | None = None) ->
 # -- simulation -------------------------------------------------------------------------------------------------
 
 
-def train_federated(data, out, settings: FederatedSettings | None = None, **overrides):
+def select_sites(data, sites: list[str] | None, settings: FederatedSettings) -> list[SiteData]:
+    """The sites of a simulation: every site of ``data``, only the named ones (``sites`` = names), or one site per
+    table file (``sites`` = files, ``data`` not needed; site = file name without suffix)."""
+    sites = list(sites or [])
+    files = [Path(item).expanduser() for item in sites if Path(item).expanduser().is_file()]
+    if files and len(files) != len(sites):
+        raise InvalidInputError("--sites takes either table files (one per site) or site names of --data, not both.")
+    if files:
+        if len(files) < 2:
+            raise InvalidInputError(f"A federation needs at least 2 sites; --sites gave {len(files)} file.")
+        return [load_sites(path, settings, site=path.stem)[0] for path in files]
+    if data is None:
+        raise InvalidInputError("Give --data (a multi-site table or folder), or --sites with one table file per site.")
+    loaded = load_sites(data, settings)
+    if not sites:
+        return loaded
+    names = [s.name for s in loaded]
+    unknown = [name for name in sites if name not in names]
+    if unknown:
+        raise InvalidInputError(f"Unknown site(s) {', '.join(map(repr, unknown))}; {Path(str(data)).name} has "
+                                f"{', '.join(map(repr, names))}.{did_you_mean(unknown[0], names)}")
+    chosen = [s for s in loaded if s.name in sites]
+    if len(chosen) < 2:
+        raise InvalidInputError(f"A federation needs at least 2 sites; --sites chose {len(chosen)}.")
+    return chosen
+
+
+def train_federated(data, out, settings: FederatedSettings | None = None, *, sites: list[str] | None = None,
+                    **overrides):
     """Simulate a federation of the sites in ``data`` in this process and save the global model as a bundle.
 
     Examples:
@@ -147,10 +175,11 @@ def train_federated(data, out, settings: FederatedSettings | None = None, **over
     """
     settings = replace(settings or FederatedSettings(), **overrides).validate()
     require("flwr", "federated")
-    sites = load_sites(data, settings)
+    sites = select_sites(data, sites, settings)
     results, traffic = simulate(sites, settings)
     splits = {part: np.concatenate([getattr(s, part).ids for s in sites]).tolist() for part in ("train", "val", "test")}
-    return save_federated_bundle(out, results, settings, source=Path(str(data)).name, mode="simulation (in-process)",
+    source = Path(str(data)).name if data is not None else "+".join(site.name for site in sites)
+    return save_federated_bundle(out, results, settings, source=source, mode="simulation (in-process)",
                                  traffic=traffic, splits=splits)  # fmt: skip
 
 

@@ -145,6 +145,31 @@ def test_federated_bundle_evaluates_and_predicts_like_a_tabular_bundle(tmp_path)
     assert "fedprox" in card and "Shared by each site" in card
 
 
+@needs_flower
+def test_sites_are_chosen_by_file_or_by_name(tmp_path):
+    from typer.testing import CliRunner
+
+    from medai.cli.main import app
+    from medai.data.sources.tabular import write_frame
+    from medai.privacy.federated import FederatedSettings, select_sites
+
+    files = []
+    for name, (rows, seed, shift) in {"north": (80, 5, 0.0), "south": (60, 6, 1.5)}.items():
+        t = _table(rows, seed, shift)
+        columns = {n: t.columns[n] for n in ("crp", "age", "sex")} | {"id": t.ids, "y": t.labels}
+        files.append(write_frame({k: np.where(pd_missing(v), None, v) for k, v in columns.items()}, tmp_path / f"{name}.csv"))
+    settings = FederatedSettings(target="y", id_column="id")
+    assert [s.name for s in select_sites(None, [str(f) for f in files], settings)] == ["north", "south"]
+    with pytest.raises(Exception, match="at least 2 sites"):
+        select_sites(None, [str(files[0])], settings)
+    with pytest.raises(Exception, match="Unknown site"):
+        select_sites(str(tmp_path), ["north", "east"], settings)
+    result = CliRunner().invoke(app, ["federated", "--sites", str(files[0]), "--sites", str(files[1]), "--target", "y",
+                                      "--id-column", "id", "--rounds", "2", "--out", str(tmp_path / "b"), "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.output)["site_test_auroc"]) == {"north", "south"}
+
+
 def pd_missing(values: np.ndarray) -> np.ndarray:
     return np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in values])
 
