@@ -12,7 +12,6 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 
 from medai.errors import MedaiError
 from medai.service import migrate
@@ -20,7 +19,7 @@ from medai.service.db import Database
 from medai.service.deps import Services
 from medai.service.errors import ServiceError
 from medai.service.inference import Inference
-from medai.service.middleware import BodySizeLimit, InternalErrors, RequestLog, SecurityHeaders
+from medai.service.middleware import BodySizeLimit, InternalErrors, RequestLog, SafeJSONResponse, SecurityHeaders
 from medai.service.registry import BundleCache
 from medai.service.routes import audit, auth, health, models, predict, ui, users
 from medai.service.security import password_hasher
@@ -56,7 +55,7 @@ def create_app(settings: ServiceSettings | None = None, *, upgrade_database: boo
                         dummy_hash=hasher.hash(os.urandom(16).hex()))
 
     app = FastAPI(title="medai", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None,
-                  swagger_ui_oauth2_redirect_url=None)
+                  swagger_ui_oauth2_redirect_url=None, default_response_class=SafeJSONResponse)
     app.state.services = services
     for router in (health.router, auth.router, users.router, models.router, predict.router, audit.router, ui.router):
         app.include_router(router)
@@ -83,17 +82,17 @@ def _owner_only(url: str) -> None:
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def service_error(_request: Request, error: ServiceError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=error.status_code, headers=error.headers)
+    async def service_error(_request: Request, error: ServiceError) -> SafeJSONResponse:
+        return SafeJSONResponse({"detail": str(error)}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid_request(_request: Request, error: RequestValidationError) -> SafeJSONResponse:
         # The submitted values ('input') are left out: they may be patient data or passwords.
         problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
                     for e in error.errors()]
         summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in problems[:5])
-        return JSONResponse({"detail": f"Invalid request: {summary}", "errors": problems}, status_code=422)
+        return SafeJSONResponse({"detail": f"Invalid request: {summary}", "errors": problems}, status_code=422)
 
     @app.exception_handler(MedaiError)
-    async def medai_error(_request: Request, error: MedaiError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=422)
+    async def medai_error(_request: Request, error: MedaiError) -> SafeJSONResponse:
+        return SafeJSONResponse({"detail": str(error)}, status_code=422)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from argon2 import PasswordHasher
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -40,6 +40,8 @@ from medai.service.settings import ServiceSettings
 
 TOKEN_URL = "/api/auth/token"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # how often an API token's last_used_at is written
+MAX_ID = 2**63 - 1  # the largest id or version the database can hold; a larger number cannot even be looked up
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]  # an id or version number in a URL (422, not 500, when out of range)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import os
 import time
 
 from fastapi import HTTPException
+from fastapi.responses import JSONResponse
 
 logger = logging.getLogger("medai.service")
 
@@ -34,8 +35,27 @@ class _TooLarge(HTTPException):
         super().__init__(status_code=413, detail=message)
 
 
+_HTML_SAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def html_safe_json(content) -> bytes:
+    """Compact UTF-8 JSON with ``<``, ``>`` and ``&`` written as ``\\u003c`` ...: the same document once parsed, but
+    text a client sent (a field name, a query value) never appears in the body as markup, whatever reads it."""
+    text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+    for character, escaped in _HTML_SAFE.items():
+        text = text.replace(character, escaped)  # these characters only occur inside JSON strings
+    return text.encode("utf-8")
+
+
+class SafeJSONResponse(JSONResponse):
+    """The service's JSON response (the app's default response class): :func:`html_safe_json`."""
+
+    def render(self, content) -> bytes:
+        return html_safe_json(content)
+
+
 async def _send_json(send, status: int, message: str) -> None:
-    body = json.dumps({"detail": message}).encode()
+    body = html_safe_json({"detail": message})
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from medai.service import audit
 from medai.service.audit import HASHED_FIELDS, to_public
-from medai.service.deps import AuditReader, ServicesDep, SessionDep, client_address
+from medai.service.deps import MAX_ID, AuditReader, ServicesDep, SessionDep, client_address
 from medai.service.schemas import AuditEntryPublic, ChainStatus
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
@@ -25,7 +25,7 @@ Filter = Annotated[str | None, Query(max_length=64)]
 def query_audit(request: Request, user: AuditReader, session: SessionDep, action: Filter = None, actor: Filter = None,
                 model_name: Filter = None, outcome: Filter = None, since: datetime | None = None,
                 until: datetime | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                after_id: Annotated[int, Query(ge=0)] = 0) -> list[dict]:
+                after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> list[dict]:
     """Entries matching the filters, newest first (``after_id`` pages forward from an id)."""
     filters = {"action": action, "actor": actor, "model_name": model_name, "outcome": outcome}
     entries = audit.search(session, **filters, since=since, until=until, after_id=after_id, limit=limit)

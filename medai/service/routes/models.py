@@ -15,7 +15,7 @@ from sqlalchemy import select
 from medai.bundle import read_config
 from medai.errors import MedaiError
 from medai.service import audit
-from medai.service.deps import ModelManager, ModelReader, ServicesDep, SessionDep, client_address
+from medai.service.deps import IdPath, ModelManager, ModelReader, ServicesDep, SessionDep, client_address
 from medai.service.errors import NotFound, Unprocessable, UnsupportedMediaType
 from medai.service.inference import Scratch, input_spec
 from medai.service.models import ModelVersion, RegisteredModel
@@ -78,14 +78,14 @@ def read_model(name: str, user: ModelReader, session: SessionDep) -> ModelPublic
 
 
 @router.get("/{name}/versions/{version}", response_model=ModelVersionDetail)
-def read_version(name: str, version: int, user: ModelReader, session: SessionDep) -> ModelVersionDetail:
+def read_version(name: str, version: IdPath, user: ModelReader, session: SessionDep) -> ModelVersionDetail:
     """One version: its model card (Markdown), headline metrics and what it accepts as input."""
     return version_detail(get_version(session, name, version))
 
 
 @router.get("/{name}/versions/{version}/files/plots/{filename}", response_class=FileResponse,
             responses={200: {"content": {"image/png": {}}}})
-def read_plot(name: str, version: int, filename: str, user: ModelReader, session: SessionDep) -> FileResponse:
+def read_plot(name: str, version: IdPath, filename: str, user: ModelReader, session: SessionDep) -> FileResponse:
     """A plot of the bundle (ROC, calibration ...) referenced by its model card."""
     found = get_version(session, name, version)
     if not PLOT_NAME.fullmatch(filename):
@@ -139,7 +139,7 @@ def _register(session, services, request, user, name, folder, description, stage
 
 
 @router.patch("/{name}/versions/{version}", response_model=ModelVersionDetail)
-def update_stage(name: str, version: int, body: StageUpdate, request: Request, user: ModelManager,
+def update_stage(name: str, version: IdPath, body: StageUpdate, request: Request, user: ModelManager,
                  session: SessionDep) -> ModelVersionDetail:
     """Set a version's stage; making one production demotes the previous production version to staging."""
     found = get_version(session, name, version)
@@ -150,7 +150,7 @@ def update_stage(name: str, version: int, body: StageUpdate, request: Request, u
 
 
 @router.post("/{name}/versions/{version}/retire", response_model=ModelVersionDetail)
-def retire_version(name: str, version: int, request: Request, user: ModelManager, session: SessionDep,
+def retire_version(name: str, version: IdPath, request: Request, user: ModelManager, session: SessionDep,
                    services: ServicesDep) -> ModelVersionDetail:
     """Retire a version: no more predictions with it (its files and audit entries stay)."""
     found = get_version(session, name, version)

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from medai.service import audit
 from medai.service.audit import canonical_json
-from medai.service.deps import Predictor, ServicesDep, SessionDep, client_address
+from medai.service.deps import MAX_ID, Predictor, ServicesDep, SessionDep, client_address
 from medai.service.errors import ServiceError
 from medai.service.inference import Scratch, check_content, input_spec, sha256_hex, upload_suffix, write_records
 from medai.service.models import ModelVersion
@@ -25,7 +25,7 @@ from medai.service.registry import get_version
 from medai.service.schemas import ExplanationResponse, ModelRef, PredictionResponse, RecordsInput
 
 router = APIRouter(prefix="/api/models", tags=["predict"])
-VersionQuery = Annotated[int | None, Query(ge=1, description="Version to use; default: the production version.")]
+VersionQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Version to use; default: the production version.")]
 TargetQuery = Annotated[str | None, Query(max_length=200, description="Class to explain; default: the predicted one.")]
 Writer = Callable[[Path, dict, dict], Awaitable[tuple[Path, str, str]]]  # (scratch, spec, config) -> (path, sha, name)
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from medai.service import audit
 from medai.service.accounts import active_admins, create_user, set_password
-from medai.service.deps import Admin, CurrentUser, ServicesDep, SessionDep, client_address
+from medai.service.deps import Admin, CurrentUser, IdPath, ServicesDep, SessionDep, client_address
 from medai.service.errors import Conflict, NotFound, Unprocessable
 from medai.service.models import ApiToken, User
 from medai.service.schemas import (
@@ -61,7 +61,7 @@ def add_user(body: UserCreate, request: Request, admin: Admin, session: SessionD
 
 
 @router.patch("/users/{user_id}", response_model=UserPublic)
-def update_user(user_id: int, body: UserUpdate, request: Request, admin: Admin, session: SessionDep,
+def update_user(user_id: IdPath, body: UserUpdate, request: Request, admin: Admin, session: SessionDep,
                 services: ServicesDep) -> User:
     """Change an account's role, activity, name or password (admins only); the last active admin stays one."""
     user = session.get(User, user_id)
@@ -112,7 +112,7 @@ def create_token(body: ApiTokenCreate, request: Request, user: CurrentUser, sess
 
 
 @router.delete("/tokens/{token_id}", response_model=Message)
-def revoke_token(token_id: int, request: Request, user: CurrentUser, session: SessionDep) -> Message:
+def revoke_token(token_id: IdPath, request: Request, user: CurrentUser, session: SessionDep) -> Message:
     """Revoke one of your API tokens (admins may revoke anyone's)."""
     record = session.get(ApiToken, token_id)
     if record is None or (record.user_id != user.id and not allowed(user.role, "users:manage")):
