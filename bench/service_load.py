@@ -29,6 +29,7 @@ import argparse
 import base64
 import json
 import os
+import secrets
 import socket
 import struct
 import subprocess
@@ -39,7 +40,7 @@ import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-PASSWORD = "a-long-password-1"
+PASSWORD = secrets.token_urlsafe(16)  # made per run: no credential lives in the source
 USERS = {"ada": "admin", "rhea": "researcher", "cleo": "clinician"}
 FLOORS = {"errors": 0, "p99_ms": 100.0, "throughput_fraction_of_raw": 0.5}
 

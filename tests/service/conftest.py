@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from PIL import Image
 
 from tests.conftest import write_npz
 
-PASSWORD = "a-long-password-1"
+PASSWORD = secrets.token_urlsafe(16)  # made per run: no credential lives in the source
 USERS = {"ada": "admin", "rhea": "researcher", "cleo": "clinician"}
 
 

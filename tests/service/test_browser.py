@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tests.service.conftest import PASSWORD
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")]
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
@@ -46,7 +48,7 @@ def browser():
 def sign_in(page, url, username):
     page.goto(f"{url}/ui/")
     page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "a-long-password-1")
+    page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
 
 

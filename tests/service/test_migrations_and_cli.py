@@ -15,6 +15,7 @@ from medai.cli.main import app as cli
 from medai.service import migrate
 from medai.service.models import Base
 from medai.service.settings import ServiceSettings
+from tests.service.conftest import PASSWORD
 
 TABLES = {"users", "api_tokens", "login_failures", "registered_models", "model_versions", "audit_entries",
           "audit_anchor"}
@@ -81,11 +82,11 @@ def test_create_admin_command(monkeypatch, tmp_path):
     monkeypatch.setenv("MEDAI_ARGON2_MEMORY_KIB", "1024")
     runner = CliRunner()
     result = runner.invoke(cli, ["users", "create-admin", "--username", "Boss", "--password-stdin"],
-                           input="a-long-password-1\n")
+                           input=f"{PASSWORD}\n")
     assert result.exit_code == 0, result.output
     assert "created administrator boss" in result.output
     again = runner.invoke(cli, ["users", "create-admin", "--username", "boss", "--password-stdin"],
-                          input="a-long-password-1\n")
+                          input=f"{PASSWORD}\n")
     assert again.exit_code == 2 and "taken" in again.output
     weak = runner.invoke(cli, ["users", "create-admin", "--username", "other", "--password-stdin"], input="short\n")
     assert weak.exit_code == 2 and "at least 10 characters" in weak.output and "Traceback" not in weak.output

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import make_service
+from tests.service.conftest import PASSWORD, make_service
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "service_load.py"
 MAX_UPLOAD = 64 * 1024
@@ -69,7 +69,7 @@ def test_forged_tokens_are_refused_with_401(battery, kind):
 
 def test_injected_text_is_stored_literally_and_served_escaped(battery):
     client, admin = battery["service"].client, battery["headers"]["admin"]
-    response = client.post("/api/users", headers=admin, json={"username": "literal-user", "password": "a-long-password-1",
+    response = client.post("/api/users", headers=admin, json={"username": "literal-user", "password": PASSWORD,
                                                               "role": "clinician", "full_name": "<b>'; --"})
     assert response.status_code == 201
     assert response.json()["full_name"] == "<b>'; --"  # the same text back, once parsed
