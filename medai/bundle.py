@@ -47,12 +47,14 @@ class ModelBundle:
         config: the content of config.json.
         metrics: the content of metrics.json (empty when absent).
         path: the folder it was loaded from or saved to.
+        parts: further pieces loaded from the folder on first use and kept (e.g. the OOD detector), by name.
     """
 
     model: nn.Module
     config: dict
     metrics: dict = field(default_factory=dict)
     path: Path | None = None
+    parts: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def task(self) -> str:

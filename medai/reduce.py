@@ -263,10 +263,13 @@ class Autoencoder:
         flat = self._trainer().predict(_Output(self.model_, "decode"), _dataset(Z, "code"))
         return flat.reshape(len(Z), *self.input_shape_)
 
-    def score(self, X) -> np.ndarray:
-        """Per-sample reconstruction MSE over observed entries, shape (n_samples,); NaN for a sample with none."""
+    def score(self, X, *, chunk: int | None = None) -> np.ndarray:
+        """Per-sample reconstruction MSE over observed entries, shape (n_samples,); NaN for a sample with none.
+
+        ``chunk``: samples per inference batch (default 256; the last batch is padded).
+        """
         X = self._check_fitted_X(X)
-        errors = self._predict(X, "error").astype(np.float64)
+        errors = self._predict(X, "error", chunk).astype(np.float64)
         errors[np.isnan(X.reshape(len(X), -1)).all(axis=1)] = np.nan
         return errors
 
@@ -281,11 +284,11 @@ class Autoencoder:
         values = flat if self.mean_ is None else (flat - self.mean_) / self.scale_
         return np.where(observed, values, 0.0).astype(np.float32), observed
 
-    def _predict(self, X: np.ndarray, output: str) -> np.ndarray:
-        return self._trainer().predict(_Output(self.model_, output), _dataset(X, self.model_.input_key))
+    def _predict(self, X: np.ndarray, output: str, chunk: int | None = None) -> np.ndarray:
+        return self._trainer(chunk).predict(_Output(self.model_, output), _dataset(X, self.model_.input_key))
 
-    def _trainer(self) -> Trainer:
-        return Trainer(TrainerConfig(device=self.device, eval_batch_size=INFERENCE_CHUNK, progress=False))
+    def _trainer(self, chunk: int | None = None) -> Trainer:
+        return Trainer(TrainerConfig(device=self.device, eval_batch_size=chunk or INFERENCE_CHUNK, progress=False))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -408,14 +411,14 @@ class OODDetector:
         }
         return self
 
-    def flag(self, X) -> tuple[np.ndarray, np.ndarray]:
+    def flag(self, X, *, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Reconstruction errors, shape (n_samples,), and flags (True: beyond the training distribution).
 
-        A sample without any observed value has error NaN and is flagged.
+        A sample without any observed value has error NaN and is flagged. ``chunk`` as in ``Autoencoder.score``.
         """
         if not hasattr(self, "autoencoder_"):
             raise InvalidInputError("This OODDetector has no autoencoder; call fit, or from_dict(data, autoencoder).")
-        scores = self.autoencoder_.score(X)
+        scores = self.autoencoder_.score(X, chunk=chunk)
         return scores, ~(scores <= self.threshold_)
 
     def to_dict(self) -> dict:

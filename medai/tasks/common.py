@@ -77,9 +77,15 @@ def validation_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
     return {"auroc": float("nan") if auroc is None else auroc, "accuracy": metrics["accuracy"]}
 
 
-def probabilities(model: nn.Module, dataset: Dataset, config: dict, trainer: Trainer | None = None) -> np.ndarray:
-    """Temperature-calibrated class probabilities, shape (n_samples, n_classes)."""
-    trainer = trainer or Trainer(TrainerConfig(progress=False))
+def probabilities(model: nn.Module, dataset: Dataset, config: dict, trainer: Trainer | None = None,
+                  chunk: int | None = None) -> np.ndarray:
+    """Temperature-calibrated class probabilities, shape (n_samples, n_classes).
+
+    ``chunk`` is the inference chunk (default ``TrainerConfig.eval_batch_size``): records are run in chunks of
+    this size, the last one padded, so a record's output never depends on its batch-mates. A service answering
+    one image at a time uses a small chunk to avoid computing a mostly padded batch.
+    """
+    trainer = trainer or Trainer(TrainerConfig(progress=False, **({"eval_batch_size": chunk} if chunk else {})))
     logits = trainer.predict(model, dataset)
     return softmax(logits, config.get("calibration", {}).get("temperature", 1.0))
 
@@ -91,17 +97,20 @@ def save_ood(autoencoder, detector, folder: Path) -> tuple[dict, dict[str, Path]
     return {"method": "autoencoder reconstruction error", "folder": "ood", **detector.to_dict()}, files
 
 
-def ood_flags(bundle, matrix: np.ndarray) -> list[dict] | None:
+def ood_flags(bundle, matrix: np.ndarray, chunk: int | None = None) -> list[dict] | None:
     """Per-record out-of-distribution score and flag from the bundle's autoencoder (None when it has none).
 
-    ``matrix`` is what the bundle's autoencoder reads (images, or the task's table encoding), one row per record.
+    ``matrix`` is what the bundle's autoencoder reads (images, or the task's table encoding), one row per record;
+    ``chunk`` is the autoencoder's inference chunk (default 256).
     """
     config = bundle.config.get("ood")
     if not config or bundle.path is None:
         return None
-    from medai.reduce import Autoencoder, OODDetector
+    detector = bundle.parts.get("ood")
+    if detector is None:  # loaded once per bundle: a service predicts many times with one bundle
+        from medai.reduce import Autoencoder, OODDetector
 
-    detector = OODDetector.from_dict(config, Autoencoder.load(bundle.path / config["folder"]))
-    scores, flags = detector.flag(matrix)
+        detector = bundle.parts["ood"] = OODDetector.from_dict(config, Autoencoder.load(bundle.path / config["folder"]))
+    scores, flags = detector.flag(matrix, chunk=chunk)
     threshold = float(detector.threshold_)
     return [{"score": float(s), "threshold": threshold, "out_of_distribution": bool(f)} for s, f in zip(scores, flags)]

@@ -286,13 +286,17 @@ def evaluate(bundle: ModelBundle, data: str | Path, split: str = "test", *, boot
     return metrics
 
 
-def predict(bundle: ModelBundle, inputs: list[str | Path], split: str = "test") -> list[dict]:
-    """Label and class probabilities for image files, or for every image of one split of an npz/folder."""
+def predict(bundle: ModelBundle, inputs: list[str | Path], split: str = "test", *, chunk: int | None = None) -> list[dict]:
+    """Label and class probabilities for image files, or for every image of one split of an npz/folder.
+
+    Image files are read first and run through the network together, in chunks of ``chunk`` images (default
+    64, and 256 for the OOD autoencoder; the last chunk is padded, so an image's result never depends on the
+    images predicted with it).
+    """
     results = []
-    for item in inputs:
-        dataset = _inputs_as_dataset(bundle, Path(item), split)
-        probabilities = _probabilities(bundle.model, dataset, bundle.config)
-        flags = ood_flags(bundle, dataset.inputs) or [None] * len(dataset)
+    for dataset in _prediction_sets(bundle, [Path(item) for item in inputs], split):
+        probabilities = _probabilities(bundle.model, dataset, bundle.config, chunk=chunk)
+        flags = ood_flags(bundle, dataset.inputs, chunk) or [None] * len(dataset)
         for record_id, row, flag in zip(dataset.ids, probabilities, flags):
             best = int(np.argmax(row))
             result = {
@@ -304,6 +308,22 @@ def predict(bundle: ModelBundle, inputs: list[str | Path], split: str = "test") 
                 result["ood"] = flag
             results.append(result)
     return results
+
+
+def _prediction_sets(bundle: ModelBundle, paths: list[Path], split: str) -> list[Dataset]:
+    """The inputs as datasets in input order: each run of image files stacked into one, each npz/folder its own."""
+    sets, images = [], []
+    for path in paths:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(_inputs_as_dataset(bundle, path, split))
+            continue
+        if images:
+            sets.append(concatenate(images) if len(images) > 1 else images[0])
+            images = []
+        sets.append(_inputs_as_dataset(bundle, path, split))
+    if images:
+        sets.append(concatenate(images) if len(images) > 1 else images[0])
+    return sets
 
 
 def _inputs_as_dataset(bundle: ModelBundle, path: Path, split: str) -> Dataset:
