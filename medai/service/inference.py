@@ -19,7 +19,9 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import json
 import math
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -49,13 +51,24 @@ def sha256_hex(data: bytes) -> str:
 
 
 def input_spec(config: dict) -> dict:
-    """What a bundle takes: ``{"kind": "image" | "record" | "file", "suffixes": [...], "fields": [...]}``.
+    """What a bundle takes: ``{"kind": "image" | "record" | "history" | "file", "suffixes": [...], "fields": [...]}``.
 
-    Fields are ``{"name", "type": "number" | "category" | "text", ...}``; numbers carry the training median and
-    percentiles, categories their training categories, so a form can show what is typical.
+    Fields are ``{"name", "type": "number" | "category" | "text" | "smiles" | "codes", ...}``; numbers carry the
+    training median and percentiles, categories their training categories, so a form can show what is typical.
+    A bundle may declare its spec in ``config["input_spec"]``; its ``codes`` fields may name where in the config
+    their known codes and descriptions are (``"codes_from": "encoder.diagnoses"``, ``"descriptions_from": ...``),
+    which are then given as ``codes`` and ``descriptions``. Kind ``history``: each JSON record is one visit
+    (earliest first, the last is the current one) and the records are written as ``{"visits": [...]}`` JSON.
     """
-    if isinstance(config.get("input_spec"), dict):
-        return {"kind": "file", "suffixes": list(RECORD_SUFFIXES), "fields": [], **config["input_spec"]}
+    declared = config.get("input_spec")
+    if not isinstance(declared, dict) and config.get("task") in SPEC_DECLARING_TASKS:
+        from medai.tasks import get_task
+
+        declared = getattr(get_task(config["task"]), "INPUT_SPEC", None)
+    if isinstance(declared, dict):
+        spec = {"kind": "file", "suffixes": list(RECORD_SUFFIXES), "fields": [], **declared}
+        spec["fields"] = [_resolved_field(field, config) for field in spec["fields"] if isinstance(field, dict)]
+        return spec
     prep = config.get("preprocessing") or {}
     if "image_size" in prep:
         return {"kind": "image", "suffixes": list(IMAGE_SUFFIXES), "fields": [],
@@ -67,12 +80,42 @@ def input_spec(config: dict) -> dict:
                    for name in prep["categorical"]]
         return {"kind": "record", "suffixes": list(TABLE_SUFFIXES), "fields": fields}
     if "smiles_column" in config:
-        return {"kind": "record", "suffixes": list(TABLE_SUFFIXES),
-                "fields": [{"name": config.get("smiles_column") or "smiles", "type": "text"}]}
+        outputs = [{"name": n, "type": t} for n, t in zip(config.get("task_names") or [], config.get("task_types") or [])]
+        return {"kind": "record", "suffixes": list(TABLE_SUFFIXES), "outputs": outputs,
+                "fields": [{"name": config.get("smiles_column") or "smiles", "type": "smiles"}]}
     if isinstance(config.get("columns"), dict):
         names = [name for name in config["columns"].values() if isinstance(name, str)]
         return {"kind": "record", "suffixes": list(TABLE_SUFFIXES), "fields": [{"name": n, "type": "text"} for n in names]}
     return {"kind": "file", "suffixes": list(RECORD_SUFFIXES), "fields": []}
+
+
+# Tasks whose module declares ``INPUT_SPEC``: used for their bundles saved before bundles carried ``input_spec``.
+SPEC_DECLARING_TASKS = ("drug-recommendation",)
+MAX_CODE_CHARACTERS = 20
+_CODE_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+def _config_value(config: dict, dotted: str):
+    value = config
+    for part in str(dotted).split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _resolved_field(field: dict, config: dict) -> dict:
+    """A declared field with ``codes_from`` / ``descriptions_from`` replaced by the codes and descriptions."""
+    field = dict(field)
+    source = field.pop("codes_from", None)
+    if source is not None:
+        codes = _config_value(config, source)
+        if isinstance(codes, list):
+            field["codes"] = [str(code) for code in codes]
+    source = field.pop("descriptions_from", None)
+    if source is not None:
+        names = _config_value(config, source)
+        if isinstance(names, dict):
+            field["descriptions"] = {str(code): str(text) for code, text in names.items() if text}
+    return field
 
 
 # -- turning requests into files ---------------------------------------------------------------------------------
@@ -104,7 +147,9 @@ def check_content(data: bytes, suffix: str) -> None:
 
 
 def write_records(records: list[dict], spec: dict, config: dict, path: Path) -> Path:
-    """Write JSON records as a CSV with the bundle's columns; unknown fields are refused with the nearest name."""
+    """Write JSON records as a CSV with the bundle's columns (returned path); unknown fields are refused with the
+    nearest name. SMILES fields must hold a molecule the bundle's standardisation accepts. For a ``history`` spec
+    the records are visits, written as ``{"visits": [...]}`` JSON next to ``path`` (see :func:`write_history`)."""
     known = [field["name"] for field in spec.get("fields", [])]
     given = list(dict.fromkeys(key for record in records for key in record))
     if known:
@@ -113,8 +158,13 @@ def write_records(records: list[dict], spec: dict, config: dict, path: Path) -> 
             hint = "".join(did_you_mean(key, known) for key in unknown[:3])
             raise Unprocessable(f"Unknown field(s) {', '.join(repr(k[:40]) for k in unknown[:5])}; this model reads "
                                 f"{', '.join(known)}.{hint}")
+        if spec.get("kind") == "history":
+            return write_history(records, spec, path.with_suffix(".json"))
         if not any(record for record in records):
             raise Unprocessable(f"The record is empty; give at least one of {', '.join(known)}.")
+        for field in spec.get("fields", []):
+            if field.get("type") == "smiles":
+                check_smiles(records, field["name"], config)
     columns = known or given
     if not columns:
         raise Unprocessable("The records are empty; give at least one field.")
@@ -127,6 +177,97 @@ def write_records(records: list[dict], spec: dict, config: dict, path: Path) -> 
             row = [_cell(name, record.get(name)) for name in columns]
             writer.writerow(row + ([f"record-{number}"] if len(header) > len(columns) else []))
     return path
+
+
+def check_smiles(records: list[dict], name: str, config: dict) -> None:
+    """Refuse a record whose SMILES is missing or that the bundle's standardisation cannot read (the message gives
+    the record's number and RDKit's reason, never the SMILES)."""
+    try:
+        from medai.chem.standardise import StandardiseOptions, Standardiser
+
+        options = (config.get("source") or {}).get("load_report", {}).get("standardise_options") or {}
+        standardiser = Standardiser(StandardiseOptions(**options))
+    except (MedaiError, ImportError, TypeError):  # no RDKit here, or options of another version: the task decides
+        return
+    many = len(records) > 1
+    for number, record in enumerate(records, start=1):
+        where = f"Record {number}" if many else "The molecule"
+        value = record.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise Unprocessable(f"{where} has no SMILES; give the molecule as a SMILES string, e.g. CCO for ethanol.")
+        if any(ord(c) < 32 for c in value):
+            raise Unprocessable(f"{where}: the SMILES holds a control character (such as a line break); remove it.")
+        result = standardiser(value)
+        if result.status == "invalid":
+            raise Unprocessable(f"{where}: the SMILES is not a valid molecule: {_reason(result.reason)}. Check "
+                                "brackets, ring-closure digits, element symbols and valences.")
+        if result.status != "ok":
+            raise Unprocessable(f"{where} cannot be predicted: {_reason(result.reason) or result.status}.")
+
+
+def _reason(text: str) -> str:
+    """RDKit's reason without any SMILES it quotes (the input is not echoed)."""
+    return re.sub(r"'[^']*'", "it", str(text or "")).strip()[:200]
+
+
+def write_history(records: list[dict], spec: dict, path: Path) -> Path:
+    """Write visit records (earliest first; the last is the current visit) as ``{"visits": [...]}`` JSON.
+
+    Each ``codes`` field holds codes separated by commas, semicolons or spaces; codes are upper-cased with dots
+    removed (``250.00`` -> ``25000``). A field with ``codes`` refuses others; ``required`` fields need a code in
+    every visit; ``earlier_visits_only`` fields (medications given) must be empty in the current visit. Messages
+    name the visit, the field and the code's position, never a code.
+    """
+    fields = [field for field in spec.get("fields", []) if field.get("type") == "codes"]
+    if not any(_codes(record.get(field["name"]), "", field, check=False) for record in records for field in fields):
+        required = [f.get("label", f["name"]).lower() for f in fields if f.get("required")]
+        raise Unprocessable("The visit history is empty; give at least one visit with its "
+                            f"{' and '.join(required) or 'codes'}.")
+    visits = []
+    for number, record in enumerate(records, start=1):
+        current = number == len(records)
+        where = "the current visit" if current else f"visit {number}"
+        visit = {}
+        for field in fields:
+            codes = _codes(record.get(field["name"]), where, field)
+            label = field.get("label", field["name"]).lower()
+            if field.get("required") and not codes:
+                raise Unprocessable(f"{where[0].upper()}{where[1:]} has no {label}; each visit needs at least one "
+                                    f"{field.get('system', '')} code.".replace("  ", " "))
+            if field.get("earlier_visits_only") and current:
+                if codes:
+                    raise Unprocessable(f"Leave {label} empty for the current visit: its medications are what the "
+                                        "model recommends. Enter them for earlier visits only.")
+                continue
+            visit[field["name"]] = codes
+        visits.append(visit)
+    path.write_text(json.dumps({"visits": visits}), encoding="utf-8")
+    return path
+
+
+def _codes(value, where: str, field: dict, check: bool = True) -> list[str]:
+    """The codes of one field of one visit, normalised and checked against the field's known codes."""
+    if value is None:
+        return []
+    if isinstance(value, bool) or isinstance(value, float):
+        if not check:
+            return [str(value)]
+        raise Unprocessable(f"The {field['name']} of {where} must be codes written as text, e.g. \"4019, 25000\".")
+    codes = [code.replace(".", "").upper() for code in _CODE_SEPARATORS.split(str(value)) if code.strip()]
+    codes = [code for code in dict.fromkeys(codes) if code]
+    if not check:
+        return codes
+    label, known = field.get("label", field["name"]).lower(), field.get("codes")
+    known = set(known) if isinstance(known, list) else None
+    for position, code in enumerate(codes, start=1):
+        if len(code) > MAX_CODE_CHARACTERS or not code.isalnum() or not code.isascii():
+            raise Unprocessable(f"The {label} of {where}: code {position} is not a code (letters and digits only, "
+                                f"at most {MAX_CODE_CHARACTERS}).")
+        if known is not None and code not in known:
+            system = f"{field['system']} " if field.get("system") else ""
+            raise Unprocessable(f"The {label} of {where}: code {position} is not one this model knows (it reads "
+                                f"{len(known)} {system}codes, written without dots). Check it, or leave it out.")
+    return codes
 
 
 def _cell(name: str, value) -> str:

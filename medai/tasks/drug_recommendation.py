@@ -39,6 +39,20 @@ from medai.tasks.drugrec_fit import MODELS, fit_model, probabilities, tune_thres
 
 TASK = "drug-recommendation"
 SPLITS = ("train", "val", "test", "all")
+# What a bundle takes, saved in config.json for forms and services (medai.service.inference.input_spec): a visit
+# history, one record per visit (earliest first, the last the current one), written as the patient JSON ``predict``
+# reads; known codes and descriptions are read from the config paths ``codes_from`` / ``descriptions_from``.
+INPUT_SPEC = {
+    "kind": "history", "suffixes": [".json"], "record": "visit",
+    "fields": [
+        {"name": "diagnoses", "type": "codes", "label": "Diagnoses", "system": "ICD-9-CM", "required": True,
+         "codes_from": "encoder.diagnoses", "descriptions_from": "descriptions.diagnoses"},
+        {"name": "procedures", "type": "codes", "label": "Procedures", "system": "ICD-9-CM",
+         "codes_from": "encoder.procedures", "descriptions_from": "descriptions.procedures"},
+        {"name": "medications", "type": "codes", "label": "Medications given", "system": "ATC level 3",
+         "earlier_visits_only": True, "codes_from": "encoder.medications", "descriptions_from": "class_names"},
+    ],
+}  # fmt: skip
 
 
 @dataclass
@@ -138,6 +152,7 @@ def fit(train: Cohort, val: Cohort, settings: DrugRecommendationSettings) -> tup
         "task": TASK, "label_names": labels, "encoder": encoder.to_dict(), "descriptions": descriptions,
         "class_names": {c: class_names().get(c, "") for c in labels}, "settings": asdict(settings),
         "ddi": {"source": settings.ddi_source, "ground_truth_rate_train": truth_rate, "loss_target": target},
+        "input_spec": INPUT_SPEC,
     })  # fmt: skip
     val_probabilities = probabilities(model, config, val_set.histories, encoder)
     config["threshold"] = tune_threshold(val_set.labels, val_probabilities, val_set.patients, ddi,

@@ -31,7 +31,8 @@ def recommend_patient(model, config: dict, patient: Patient, *, interaction_free
     encoder = CodeEncoder.from_dict(config["encoder"])
     unknown: dict[str, int] = {}
     history = encoder.encode(patient, unknown)[-config["settings"]["max_visits"] :]
-    labels, names = config["label_names"], class_names()
+    labels = config["label_names"]
+    names = {**{c: n for c, n in (config.get("class_names") or {}).items() if n}, **class_names()}  # saved or current
     row = probabilities(model, config, [history], encoder)[0]
     order = np.argsort(-row, kind="stable")
     threshold = config["threshold"]["threshold"]

@@ -51,8 +51,9 @@ def _table_rows(config: dict, path: Path) -> list[dict]:
             for i, value in enumerate(columns[name])]
 
 
-def predict_molecules(bundle, rows: list[dict]) -> list[dict]:
-    """Standardise, featurise and predict every row (see the module docstring)."""
+def predict_molecules(bundle, rows: list[dict], alerts: bool = True) -> list[dict]:
+    """Standardise, featurise and predict every row (see the module docstring); with ``alerts``, each predicted
+    row lists its structural alerts (``{"catalog", "name", "atoms"}``, see :mod:`medai.chem.screen`)."""
     from medai.chem.molecules import standardise_all
     from medai.chem.standardise import StandardiseOptions
     from medai.tasks.molecular_property import predictions_for
@@ -63,7 +64,11 @@ def predict_molecules(bundle, rows: list[dict]) -> list[dict]:
     results = standardise_all([row["input"] for row in rows], options, use_cache=False)
     canonical = sorted({r.canonical for r in results if r.status == "ok"})
     position = {smiles: i for i, smiles in enumerate(canonical)}
-    out = []
+    out, found_alerts = [], {}
+    if alerts and canonical:
+        from medai.chem.screen import alert_catalogs, structural_alerts
+
+        catalogs = alert_catalogs()  # built per call (30 ms): RDKit objects are not shared between threads
     if canonical:
         parts = featurise_all(canonical, config["network"], config["features"], use_cache=False)
         means, spreads = predictions_for(bundle.model, config, parts)
@@ -79,6 +84,10 @@ def predict_molecules(bundle, rows: list[dict]) -> list[dict]:
                              "in_domain": not bool(flags[i])}}
         if result.changes:
             entry["standardised"] = list(result.changes)
+        if alerts:
+            if result.canonical not in found_alerts:
+                found_alerts[result.canonical] = structural_alerts(result.canonical, catalogs)
+            entry["alerts"] = found_alerts[result.canonical]
         out.append(entry)
     return out
 

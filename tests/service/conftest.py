@@ -135,3 +135,55 @@ def fresh(tmp_path) -> Service:
 
 def png_upload(data: bytes, name: str = "scan.png") -> dict:
     return {"file": (name, io.BytesIO(data), "image/png")}
+
+
+# -- drug-recommendation and molecular-property bundles (the patient-history and SMILES pages) -------------------
+
+ATC_NAMES = {"A06A": "DRUGS FOR CONSTIPATION", "A10A": "INSULINS AND ANALOGUES", "B01A": "ANTITHROMBOTIC AGENTS",
+             "C03C": "HIGH-CEILING DIURETICS", "C07A": "BETA BLOCKING AGENTS", "J01D": "OTHER BETA-LACTAM ANTIBACTERIALS",
+             "N02B": "OTHER ANALGESICS AND ANTIPYRETICS", "N05C": "HYPNOTICS AND SEDATIVES"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def history_smiles_service(tmp_path_factory):
+    """A service with a tiny drug-recommendation bundle ``drugrec`` (synthetic cohort, a staged two-pair DDI graph
+    and ATC names under a temporary MEDAI_DATA_DIR, set while the module runs) and a tiny molecular-property bundle
+    ``molprops`` (fingerprint MLP, 2 members; has_nitrogen probability and size), both in production."""
+    import os
+
+    import torch
+
+    from medai.ehr.ddi import NAMES_FILE
+    from medai.tasks import drug_recommendation, molecular_property
+    from tests.drugrec_cohorts import make_cohort, stage_ddi
+    from tests.molecules import write_molecules
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("history-smiles")
+    stage_ddi(root / "data")
+    names = root.joinpath("data", *NAMES_FILE)
+    names.parent.mkdir(parents=True, exist_ok=True)
+    with open(names, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["atc_code", "atc_name"])
+        writer.writerows(ATC_NAMES.items())
+    previous = os.environ.get("MEDAI_DATA_DIR")
+    os.environ["MEDAI_DATA_DIR"] = str(root / "data")
+    try:
+        bundles = root / "bundles"
+        drug_recommendation.train(make_cohort(60), bundles / "drugrec", model="drug_recommender", epochs=3, ensemble=1,
+                                  progress=False)
+        molecular_property.train(write_molecules(root / "molecules.csv", n=60), bundles / "molprops",
+                                 model="fingerprint_mlp", epochs=2, ensemble=2, features="none", progress=False,
+                                 num_threads=1)
+        svc = make_service(root / "home", [bundles], login_ip_max_failures=1000)
+        for name in ("drugrec", "molprops"):
+            response = svc.client.post("/api/models", json={"name": name, "path": str(bundles / name),
+                                                            "stage": "production"}, headers=svc.auth("rhea"))
+            assert response.status_code == 201, response.text
+        yield svc
+    finally:
+        if previous is None:
+            os.environ.pop("MEDAI_DATA_DIR", None)
+        else:
+            os.environ["MEDAI_DATA_DIR"] = previous

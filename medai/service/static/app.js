@@ -153,6 +153,8 @@ async function renderModel(name, versionNumber) {
 // -- prediction pages ---------------------------------------------------------------------------------------------
 
 function predictionPanel(name, detail) {
+  if (detail.inputs.kind === "history") return historyPanel(name, detail);
+  if (detail.inputs.kind === "record" && detail.inputs.fields.some((f) => f.type === "smiles")) return moleculePanel(name, detail);
   const output = h("div");
   const base = `/api/models/${encodeURIComponent(name)}`;
   const query = `?version=${detail.version}`;
@@ -206,6 +208,273 @@ function predictionPanel(name, detail) {
     h("button", { className: "primary", type: "submit" }, "Predict and explain"));
   }
   return h("section", { className: "panel" }, h("h2", {}, "New prediction"), form, output);
+}
+
+// -- patient history page (drug recommendation) -------------------------------------------------------------------
+
+// Codes as the server reads them: separated by commas, semicolons or spaces; upper case; dots dropped (250.00 = 25000).
+function parseCodes(text) {
+  return [...new Set(String(text || "").split(/[\s,;]+/).map((c) => c.replace(/\./g, "").toUpperCase()).filter(Boolean))];
+}
+
+function historyPanel(name, detail) {
+  const base = `/api/models/${encodeURIComponent(name)}`;
+  const query = `?version=${detail.version}`;
+  const fields = detail.inputs.fields.filter((f) => f.type === "codes");
+  const output = h("div");
+  const visitsBox = h("div", { className: "visits" });
+  const datalists = fields.filter((f) => f.codes).map((f) => h("datalist", { id: `codes-${f.name}` },
+    f.codes.map((c) => h("option", { value: c }, f.descriptions && f.descriptions[c] ? `${c} – ${f.descriptions[c]}` : c))));
+  const rows = [];  // one {node, inputs: {field: input}} per visit, earliest first; the last is the current visit
+
+  function fieldLabel(field) {
+    return `${field.label || field.name}${field.system ? ` (${field.system})` : ""}`;
+  }
+  function codeHints(field, input, hints) {  // what each typed code means, or that the model does not know it
+    const known = field.codes ? new Set(field.codes) : null;
+    hints.replaceChildren(...parseCodes(input.value).map((code) => {
+      const unknown = known && !known.has(code);
+      const text = unknown ? `${code}: not known to this model` : `${code}${field.descriptions && field.descriptions[code] ? `: ${field.descriptions[code]}` : ""}`;
+      return h("span", { className: `code${unknown ? " unknown" : ""}` }, text);
+    }));
+    input.setCustomValidity("");
+  }
+  function visitRow() {
+    const inputs = {};
+    const node = h("fieldset", { className: "visit" }, h("legend", {}), h("div", { className: "fields" }, fields.map((field) => {
+      const hints = h("span", { className: "codes" });
+      const input = h("input", { name: field.name, type: "text", autocomplete: "off", spellcheck: "false",
+        list: field.codes ? `codes-${field.name}` : null, placeholder: field.required ? "e.g. 4019, 25000" : "none",
+        oninput: () => codeHints(field, input, hints) });
+      inputs[field.name] = input;
+      return h("label", { className: field.earlier_visits_only ? "earlier-only" : null }, fieldLabel(field),
+        h("small", {}, field.required ? "required; separate codes with commas" : "optional; separate codes with commas"), input, hints);
+    })));
+    const remove = h("button", { type: "button", className: "link-button", onclick: () => {
+      rows.splice(rows.indexOf(row), 1); node.remove(); relabel();
+    } }, "Remove this visit");
+    node.append(remove);
+    const row = { node, inputs, remove };
+    return row;
+  }
+  function relabel() {
+    rows.forEach((row, i) => {
+      const current = i === rows.length - 1;
+      row.node.classList.toggle("current", current);
+      row.node.querySelector("legend").textContent = current ? "Current visit (the medications to recommend)"
+        : `Earlier visit ${i + 1} of ${rows.length - 1}${i === 0 ? " (oldest)" : ""}`;
+      for (const field of fields) {
+        if (!field.earlier_visits_only) continue;
+        const input = row.inputs[field.name];
+        input.disabled = current;
+        input.closest("label").hidden = current;
+      }
+      row.remove.hidden = current;  // the current visit stays; earlier ones can go
+    });
+  }
+  function addEarlier() {
+    const row = visitRow();
+    rows.splice(rows.length - 1, 0, row);
+    visitsBox.insertBefore(row.node, rows[rows.length - 1].node);
+    relabel();
+    row.inputs[fields[0].name].focus();
+  }
+  const first = visitRow();
+  rows.push(first); visitsBox.append(first.node); relabel();
+
+  function records() {
+    return rows.map((row, i) => {
+      const record = {};
+      for (const field of fields) {
+        if (field.earlier_visits_only && i === rows.length - 1) continue;
+        const codes = parseCodes(row.inputs[field.name].value);
+        if (codes.length) record[field.name] = codes.join(", ");
+      }
+      return record;
+    });
+  }
+  function checkKnown() {  // flag unknown codes before sending (the server refuses them too)
+    for (const row of rows) {
+      for (const field of fields) {
+        const input = row.inputs[field.name];
+        if (input.disabled || !field.codes) continue;
+        const known = new Set(field.codes);
+        const unknown = parseCodes(input.value).filter((c) => !known.has(c));
+        if (unknown.length) {
+          input.setCustomValidity(`Not known to this model: ${unknown.join(", ")}`);
+          input.reportValidity();
+          throw new Error(`${fieldLabel(field)}: ${unknown.join(", ")} ${unknown.length > 1 ? "are" : "is"} not known to this model. Check the code or leave it out.`);
+        }
+      }
+    }
+  }
+  let lastRecords = null;
+  const form = h("form", { className: "history", onsubmit: async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    output.replaceChildren(h("p", { className: "muted" }, "Working…"));
+    try {
+      checkKnown();
+      lastRecords = records();
+      const result = await api(`${base}/predict/records${query}`, { method: "POST", json: { records: lastRecords } });
+      output.replaceChildren(renderRecommendation(result, explainClass));
+    } catch (error) { output.replaceChildren(errorBox(error)); }
+    finally { button.disabled = false; }
+  } },
+  h("p", { className: "muted" }, "Enter the patient's hospital visits in time order. The model recommends drug classes for the current visit from its diagnoses and procedures and from the earlier visits (including the medications given then)."),
+  datalists, visitsBox,
+  h("div", { className: "row" }, h("button", { type: "button", onclick: addEarlier }, "Add an earlier visit"),
+    h("button", { className: "primary", type: "submit" }, "Recommend")));
+
+  async function explainClass(code, box) {  // which codes drove one recommended class
+    box.replaceChildren(h("p", { className: "muted" }, "Working…"));
+    try {
+      const result = await api(`${base}/explain/records${query}&target=${encodeURIComponent(code)}`, { method: "POST", json: { records: lastRecords } });
+      box.replaceChildren(renderEvidence(result, code));
+    } catch (error) { box.replaceChildren(errorBox(error)); }
+  }
+  return h("section", { className: "panel" }, h("h2", {}, "Patient history"), form, output);
+}
+
+function className(item) {
+  return item.name ? `${item.class} – ${sentenceCase(item.name)}` : item.class;
+}
+
+function sentenceCase(text) {  // WHO names are in capitals
+  return text === text.toUpperCase() ? text.charAt(0) + text.slice(1).toLowerCase() : text;
+}
+
+function visitName(offset) {
+  return offset === 0 ? "current visit" : offset === -1 ? "previous visit" : `${-offset} visits before`;
+}
+
+function renderRecommendation(result, explainClass) {
+  const r = result.predictions[0];
+  const chosen = new Set(r.recommended.map((c) => c.class));
+  const left = h("div"), right = h("div");
+  for (const pair of r.interactions) {
+    left.append(h("p", { className: "warning", role: "alert" }, "Drug interaction warning: ",
+      `${className({ class: pair.classes[0], name: pair.names[0] })} and ${className({ class: pair.classes[1], name: pair.names[1] })} are a known interacting pair. Review before prescribing both.`));
+  }
+  const unknown = Object.values(r.unknown_codes || {}).reduce((a, b) => a + b, 0);
+  if (unknown) left.append(h("p", { className: "warning" }, `${unknown} code(s) were not known to the model and were ignored.`));
+  left.append(h("h2", {}, `Recommended drug classes (${r.recommended.length})`));
+  if (!r.recommended.length) left.append(h("p", {}, `No drug class reaches the decision threshold of ${percent(r.threshold)}.`));
+  const list = h("ul", { className: "recommended" });
+  for (const item of r.recommended) {
+    const box = h("div", { className: "why" });
+    list.append(h("li", {}, h("span", { className: "drug" }, className(item)), h("strong", {}, percent(item.probability)),
+      h("button", { type: "button", className: "link-button", onclick: () => explainClass(item.class, box) }, "Why?"), box));
+  }
+  left.append(list);
+  if (!r.interactions.length && r.recommended.length > 1) left.append(h("p", { className: "notice" }, "No known interaction between the recommended classes."));
+  left.append(h("p", { className: "muted" }, `A class is recommended when its probability is at least ${percent(r.threshold)} (the threshold chosen on validation patients). Classes are ATC level 3.`));
+  right.append(h("h2", {}, "All drug classes, most likely first"));
+  for (const item of r.ranked) {
+    const bar = h("span", { "data-width": item.probability });
+    right.append(h("div", { className: `prob ranked${chosen.has(item.class) ? " best" : ""}` },
+      h("span", { className: "name", title: item.name || item.class }, className(item)), h("span", { className: "bar" }, bar),
+      h("span", {}, percent(item.probability))));
+  }
+  right.querySelectorAll(".bar span").forEach((bar) => { bar.style.width = `${100 * Number(bar.dataset.width)}%`; });
+  right.append(h("p", { className: "muted" }, "Bold: recommended (above the threshold)."));
+  return h("div", {}, h("div", { className: "result" }, left, right), provenance(result));
+}
+
+function renderEvidence(result, code) {
+  const item = (result.explanation.recommended || []).find((c) => c.class === code);
+  const evidence = item ? item.evidence : [];
+  const box = h("div", {});
+  if (!evidence.length) box.append(h("p", { className: "muted" }, "No single code of the history changes this probability noticeably."));
+  else {
+    box.append(h("p", {}, "Codes that raised this recommendation most (the probability drops by this much without the code):"));
+    box.append(h("ul", {}, evidence.map((e) => h("li", {}, `${e.kind} ${e.code}${e.description ? ` (${e.description})` : ""}, ${visitName(e.visit)}: `,
+      h("strong", {}, `−${(100 * e.contribution).toFixed(1)} percentage points`)))));
+  }
+  if (result.image_png_base64) {
+    box.append(h("img", { className: "explanation small", alt: `Chart of the codes behind ${code}`, src: `data:image/png;base64,${result.image_png_base64}` }));
+  }
+  return box;
+}
+
+function provenance(result) {
+  return h("p", { className: "provenance" }, `Model ${result.model.name} v${result.model.version} (${result.model.stage}), weights sha256 `,
+    h("span", { className: "mono" }, result.model.checksum.slice(0, 16)), `…; input sha256 `,
+    h("span", { className: "mono" }, result.input_sha256.slice(0, 16)), "… (recorded in the audit log).");
+}
+
+// -- SMILES page (molecular properties) -----------------------------------------------------------------------------
+
+function moleculePanel(name, detail) {
+  const base = `/api/models/${encodeURIComponent(name)}`;
+  const field = detail.inputs.fields.find((f) => f.type === "smiles");
+  const outputs = detail.inputs.outputs || [];
+  const output = h("div");
+  const smiles = h("input", { name: field.name, type: "text", required: true, autocomplete: "off", spellcheck: "false",
+    maxlength: 2000, placeholder: "e.g. CC(=O)Oc1ccccc1C(=O)O" });
+  const target = h("select", { name: "target" }, outputs.map((o) => h("option", { value: o.name }, o.name)));
+  const form = h("form", { className: "stack wide", onsubmit: async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    output.replaceChildren(h("p", { className: "muted" }, "Working…"));
+    try {
+      const params = new URLSearchParams({ version: detail.version });
+      if (target.value) params.set("target", target.value);
+      const result = await api(`${base}/explain/records?${params}`, { method: "POST", json: { records: [{ [field.name]: smiles.value.trim() }] } });
+      output.replaceChildren(renderMolecule(result, outputs));
+    } catch (error) { output.replaceChildren(errorBox(error)); }
+    finally { button.disabled = false; }
+  } },
+  h("label", {}, "Molecule (SMILES)", h("small", {}, "Salts are stripped and charges neutralised as in training."), smiles),
+  outputs.length > 1 ? h("label", {}, "Property to highlight on the atoms", target) : null,
+  h("button", { className: "primary", type: "submit" }, "Predict properties"));
+  return h("section", { className: "panel" }, h("h2", {}, "Molecule"), form, output);
+}
+
+function renderMolecule(result, outputs) {
+  const p = result.prediction || {};
+  const e = result.explanation || {};
+  const left = h("div"), right = h("div");
+  if (p.error) left.append(h("p", { className: "error", role: "alert" }, `This molecule cannot be predicted: ${p.reason || p.error}.`));
+  const domain = p.domain;
+  if (domain && !domain.in_domain) {
+    left.append(h("p", { className: "warning", role: "alert" }, "Outside the applicability domain: this molecule is unlike the molecules the model was trained on ",
+      `(similarity ${number(domain.score, 2)}, threshold ${number(domain.threshold, 2)}). Treat the predictions with caution.`));
+  } else if (domain) {
+    left.append(h("p", { className: "notice" }, `Within the applicability domain (similarity to the training molecules ${number(domain.score, 2)}, threshold ${number(domain.threshold, 2)}).`));
+  }
+  if (p.smiles) left.append(h("p", {}, "Standardised SMILES: ", h("span", { className: "mono" }, p.smiles)));
+  if (p.standardised && p.standardised.length) left.append(h("p", { className: "muted" }, `Standardisation: ${p.standardised.map((c) => c.replace(/_/g, " ")).join(", ")}.`));
+  if (p.tasks) {
+    const types = Object.fromEntries(outputs.map((o) => [o.name, o.type]));
+    const rows = Object.entries(p.tasks).map(([name, t]) => {
+      const classification = t.probability !== undefined || types[name] === "classification";
+      return h("tr", {}, h("td", {}, name),
+        h("td", {}, classification ? `${percent(t.probability)} probability` : number(t.value, 4)),
+        h("td", {}, classification ? `± ${(100 * t.uncertainty).toFixed(1)} percentage points` : `± ${number(t.uncertainty, 3)}`));
+    });
+    left.append(h("h2", {}, "Predicted properties"), h("table", { className: "properties" },
+      h("tr", {}, h("th", {}, "Property"), h("th", {}, "Prediction"), h("th", {}, "Uncertainty")), rows),
+    h("p", { className: "muted" }, "Uncertainty is the spread between the ensemble's models: a large spread means they disagree."));
+  }
+  if (p.alerts) {
+    left.append(h("h2", {}, "Structural alerts"));
+    if (!p.alerts.length) left.append(h("p", { className: "muted" }, "No structural alert (PAINS, Brenk)."));
+    else {
+      left.append(h("p", { className: "warning" }, `${p.alerts.length} structural alert(s): substructures often behind assay interference or toxicity.`),
+        h("ul", { className: "alerts" }, p.alerts.map((a) => h("li", { title: `atoms ${a.atoms.join(", ")}` },
+          `${a.name} (${a.catalog.replace("_", " ")}), a group of ${a.atoms.length} atom${a.atoms.length === 1 ? "" : "s"}`))));
+    }
+  }
+  if (result.image_png_base64) {
+    right.append(h("h2", {}, `Atoms behind ${e.explained_class || "the prediction"}`),
+      h("img", { className: "explanation molecule", alt: `Atom contributions to ${e.explained_class || "the prediction"}`,
+        src: `data:image/png;base64,${result.image_png_base64}` }),
+      h("p", { className: "muted" }, "Green atoms raise the prediction, pink atoms lower it."));
+  }
+  return h("div", {}, h("div", { className: "result" }, left, right), provenance(result));
 }
 
 function fieldInput(field) {
