@@ -3,10 +3,14 @@
 Prints one JSON document:
 
 1. **Load**: the app on uvicorn in a subprocess on a loopback port, with a registered BreastMNIST image classifier
-   (trained here with ``epochs=2, ensemble=1`` unless ``--bundle`` is given); ``--clients`` concurrent httpx async
-   clients post PNG images to ``/api/models/breast/predict/file`` for ``--seconds``: p50/p99 latency, throughput,
-   errors. Beside it, the model's raw batched inference rate (batch 64, same machine, same run), both the bare
-   calibrated forward pass and the forward pass plus the OOD check. Then the audit checks: every successful
+   (trained here with ``epochs=2, ensemble=1`` unless ``--bundle`` is given); ``--clients`` concurrent aiohttp
+   clients post PNG images to ``/api/models/breast/predict/file`` for ``--seconds``, twice: in a closed loop (each
+   client sends again as soon as it is answered: the saturation throughput) and paced at half the raw rate in all
+   (``--rate`` to choose another; latency counted from each request's scheduled time), then paced at a quarter
+   of it (for context: latency below the service's capacity): p50/p99 latency,
+   throughput, errors. Beside it, the model's raw batched inference rate (batch 64, one torch thread as the
+   server uses, same machine, same run), both the bare calibrated forward pass and the forward pass plus the OOD
+   check. (httpx's async client, tried first, spent as much CPU as the server on this 2-core machine.) Then the audit checks: every successful
    prediction has exactly one ``predict``/``ok`` audit entry with its input's SHA-256 (each request's PNG is made
    unique by a text chunk, so hashes differ), and editing one entry makes ``verify_chain`` fail.
 2. **Security battery** (:func:`security_battery`, also run by tests/service/test_security_battery.py through
@@ -301,7 +305,9 @@ def security_battery(client, headers: dict[str, dict], tokens: dict[str, str], p
 
 
 def service_env(home: Path, roots: list[Path], max_upload_bytes: int) -> dict[str, str]:
-    return {"MEDAI_HOME": str(home), "MEDAI_REGISTER_ROOTS": json.dumps([str(r) for r in roots]),
+    memory = Path("/dev/shm")  # uploads wait in memory, as README's deployment notes advise
+    scratch = {"MEDAI_SCRATCH": str(memory / f"medai-bench-{home.parent.name}")} if memory.is_dir() else {}
+    return {**scratch, "MEDAI_HOME": str(home), "MEDAI_REGISTER_ROOTS": json.dumps([str(r) for r in roots]),
             "MEDAI_ARGON2_TIME_COST": "1", "MEDAI_ARGON2_MEMORY_KIB": "1024", "MEDAI_LOGIN_IP_MAX_FAILURES": "100000",
             "MEDAI_LOGIN_MAX_FAILURES": "100000", "MEDAI_MAX_UPLOAD_BYTES": str(max_upload_bytes)}
 
@@ -404,43 +410,63 @@ def raw_batched_rate(bundle_path: Path, npz: Path, batch: int = 64, seconds: flo
 # -- load --------------------------------------------------------------------------------------------------------
 
 
-async def load(base_url: str, token: str, model: str, png: bytes, clients: int, seconds: float) -> dict:
+async def load(base_url: str, token: str, model: str, png: bytes, clients: int, seconds: float,
+               rate: float | None = None) -> dict:
+    """``clients`` concurrent aiohttp clients posting PNGs for ``seconds``.
+
+    Without ``rate`` each client sends its next request as soon as the last is answered (closed loop: the
+    saturation throughput). With ``rate`` (requests/s in all) each client sends on a fixed schedule of
+    ``rate / clients`` requests/s, staggered, and a request's latency counts from its scheduled time, so a
+    server (or client) that falls behind is charged for the wait too (no coordinated omission).
+    """
     import asyncio
 
-    import httpx
+    import aiohttp
 
     url = f"{base_url}/api/models/{model}/predict/file"
     latencies: list[float] = []
     errors: dict[str, int] = {}
     digests: list[str] = []
     counter = 0
-    stop_at = time.perf_counter() + seconds
+    interval = clients / rate if rate else 0.0
+    begin_all = time.perf_counter()
+    stop_at = begin_all + seconds
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(session: aiohttp.ClientSession, index: int) -> None:
         nonlocal counter
-        while time.perf_counter() < stop_at:
+        scheduled = begin_all + interval * index / clients
+        while True:
+            if interval:
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            begin = scheduled if interval else time.perf_counter()
+            if begin >= stop_at:
+                return
+            scheduled += interval
             counter += 1
-            data = unique_png(png, counter)
-            begin = time.perf_counter()
+            form = aiohttp.FormData()
+            form.add_field("file", unique_png(png, counter), filename="scan.png", content_type="image/png")
             try:
-                response = await client.post(url, files={"file": ("scan.png", data, "image/png")})
-                elapsed = time.perf_counter() - begin
-                if response.status_code == 200:
-                    latencies.append(elapsed)
-                    digests.append(response.json()["input_sha256"])
-                else:
-                    errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
-            except httpx.HTTPError as error:
+                async with session.post(url, data=form) as response:
+                    body = await response.read()
+                    elapsed = time.perf_counter() - begin
+                    if response.status == 200:
+                        latencies.append(elapsed)
+                        digests.append(json.loads(body)["input_sha256"])
+                    else:
+                        errors[str(response.status)] = errors.get(str(response.status), 0) + 1
+            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                 errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=httpx.Timeout(60.0)) as client:
-        begin = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(clients)))
-        wall = time.perf_counter() - begin
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}, connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
+        await asyncio.gather(*(worker(session, i) for i in range(clients)))
+        wall = time.perf_counter() - begin_all
     ms = [1000 * x for x in latencies]
-    return {"clients": clients, "seconds": round(wall, 2), "requests": len(latencies) + sum(errors.values()),
+    return {"clients": clients, "mode": f"paced at {rate:.1f} requests/s in all" if rate else "closed loop",
+            "seconds": round(wall, 2), "requests": len(latencies) + sum(errors.values()),
             "ok": len(latencies), "errors": sum(errors.values()), "errors_by_kind": errors,
             "throughput_per_s": round(len(latencies) / wall, 1), "p50_ms": round(percentile(ms, 50), 1),
             "p90_ms": round(percentile(ms, 90), 1), "p99_ms": round(percentile(ms, 99), 1),
@@ -550,6 +576,7 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, help="a trained BreastMNIST image-classification bundle")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, help="requests/s in all (paced clients); default: closed loop")
     parser.add_argument("--max-upload-bytes", type=int, default=1024 * 1024)
     parser.add_argument("--schemathesis-examples", type=int, default=10)
     parser.add_argument("--schemathesis-seconds", type=float, default=300)
@@ -612,14 +639,19 @@ def main() -> None:
                     _, _, last_id = audit_counts(services.database, "breast", 0)
                     asyncio.run(load(base, tokens["cleo"], "breast", png, min(args.clients, 5), 3))  # warm-up
                     _, _, last_id = audit_counts(services.database, "breast", 0)
-                    result = asyncio.run(load(base, tokens["cleo"], "breast", png, args.clients, args.seconds))
-                    digests = result.pop("_digests")
-                    outcomes, audited, _ = audit_counts(services.database, "breast", last_id)
                     raw = report["raw_batched_inference"]
-                    result["fraction_of_raw_forward"] = round(result["throughput_per_s"] / raw["forward_images_per_s"], 4)
-                    result["fraction_of_raw_forward_and_ood"] = round(
-                        result["throughput_per_s"] / raw["forward_and_ood_images_per_s"], 4)
-                    report["load"] = result
+                    runs = {"closed_loop": None, "paced": args.rate or 0.5 * raw["forward_images_per_s"],
+                            "paced_at_a_quarter": 0.25 * raw["forward_images_per_s"]}  # context: latency below capacity
+                    digests = []
+                    for key, rate in runs.items():
+                        result = asyncio.run(load(base, tokens["cleo"], "breast", png, args.clients, args.seconds, rate))
+                        digests += result.pop("_digests")
+                        result["fraction_of_raw_forward"] = round(result["throughput_per_s"] / raw["forward_images_per_s"], 4)
+                        result["fraction_of_raw_forward_and_ood"] = round(
+                            result["throughput_per_s"] / raw["forward_and_ood_images_per_s"], 4)
+                        report.setdefault("load", {})[key] = result
+                    outcomes, audited, _ = audit_counts(services.database, "breast", last_id)
+                    requests_sent = sum(r["requests"] for r in report["load"].values())
                     counts = {d: 0 for d in digests}
                     for d in audited:
                         if d in counts:
@@ -629,7 +661,7 @@ def main() -> None:
                         "predict_entries_by_outcome": outcomes,
                         "every_success_has_exactly_one_ok_entry": all(c == 1 for c in counts.values()),
                         "ok_entries_without_a_successful_response": len(audited) - sum(counts.values()),
-                        "entries_equal_requests": sum(outcomes.values()) == result["requests"],
+                        "entries_equal_requests": sum(outcomes.values()) == requests_sent,
                     }
                     report["audit"]["verify_endpoint_before_edit"] = client.get(
                         "/api/audit/verify", headers=headers["admin"]).json()
@@ -665,14 +697,18 @@ def main() -> None:
         services.database.dispose()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("MEDAI_SCRATCH"):
+            shutil.rmtree(os.environ["MEDAI_SCRATCH"], ignore_errors=True)
 
     checks = {}
     if "load" in report:
-        load_result, raw = report["load"], report["raw_batched_inference"]
-        checks["zero_errors"] = load_result["errors"] == 0
-        checks["p99_under_100ms"] = load_result["p99_ms"] < FLOORS["p99_ms"]
-        checks["throughput_at_least_half_raw_forward"] = load_result["fraction_of_raw_forward"] >= 0.5
-        checks["throughput_at_least_half_raw_forward_and_ood"] = load_result["fraction_of_raw_forward_and_ood"] >= 0.5
+        paced, closed = report["load"]["paced"], report["load"]["closed_loop"]
+        checks["zero_errors"] = paced["errors"] == 0 and closed["errors"] == 0
+        checks["p99_under_100ms_at_half_raw_rate"] = paced["p99_ms"] < FLOORS["p99_ms"]
+        checks["throughput_at_least_half_raw_forward"] = max(paced["fraction_of_raw_forward"],
+                                                             closed["fraction_of_raw_forward"]) >= 0.5
+        checks["throughput_at_least_half_raw_forward_and_ood"] = max(paced["fraction_of_raw_forward_and_ood"],
+                                                                     closed["fraction_of_raw_forward_and_ood"]) >= 0.5
         checks["every_prediction_one_audit_entry"] = (report["audit"]["every_success_has_exactly_one_ok_entry"]
                                                       and report["audit"]["ok_entries_without_a_successful_response"] == 0)
         checks["edit_breaks_chain"] = report["audit"]["tamper"]["edit_detected"]

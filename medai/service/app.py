@@ -15,12 +15,13 @@ from fastapi.exceptions import RequestValidationError
 
 from medai.errors import MedaiError
 from medai.service import migrate
+from medai.service.audit import AuditWriter
 from medai.service.db import Database
-from medai.service.deps import Services
+from medai.service.deps import IdentityCache, Services
 from medai.service.errors import ServiceError
 from medai.service.inference import Inference
 from medai.service.middleware import BodySizeLimit, InternalErrors, RequestLog, SafeJSONResponse, SecurityHeaders
-from medai.service.registry import BundleCache
+from medai.service.registry import BundleCache, VersionDirectory
 from medai.service.routes import audit, auth, health, models, predict, ui, users
 from medai.service.security import password_hasher
 from medai.service.settings import ServiceSettings
@@ -50,9 +51,14 @@ def create_app(settings: ServiceSettings | None = None, *, upgrade_database: boo
     _owner_only(url)
     hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
     cache = BundleCache(settings.bundle_cache_size)
-    services = Services(settings=settings, database=Database(url), hasher=hasher, cache=cache,
-                        inference=Inference(cache, settings.inference_threads), signing_key=settings.signing_key(),
-                        dummy_hash=hasher.hash(os.urandom(16).hex()))
+    database = Database(url)
+    services = Services(settings=settings, database=database, hasher=hasher, cache=cache,
+                        inference=Inference(cache, settings.inference_threads, settings.max_batch,
+                                            settings.inference_chunk),
+                        signing_key=settings.signing_key(), dummy_hash=hasher.hash(os.urandom(16).hex()),
+                        identities=IdentityCache(settings.auth_cache_seconds),
+                        versions=VersionDirectory(database, settings.auth_cache_seconds),
+                        audit_writer=AuditWriter(database))
 
     app = FastAPI(title="medai", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None,
                   swagger_ui_oauth2_redirect_url=None, default_response_class=SafeJSONResponse)

@@ -4,28 +4,35 @@ A request's input becomes a file in a private scratch folder, which is handed to
 ``medai.api.explain`` like a file named on the command line:
 
 - an upload (image, DICOM, table, any allowed record file) is written as ``input<suffix>``; the client's file name
-  is never used as a path, logged or echoed (it may name a patient);
-- JSON records (lab values, SMILES, ...) are written as a CSV with the bundle's columns.
+  is never used as a path, logged or echoed (it may name a patient); an image to predict (no explanation) gets a
+  single private file instead of a folder (:class:`ScratchFile`: cheaper under load);
+- JSON records (lab values, SMILES, ...) are written as a CSV with the bundle's columns; visit histories as the
+  patient JSON the drug-recommendation task reads.
+
+Concurrent image predictions for one model are micro-batched (:class:`Inference`).
 
 What a bundle accepts is read from its config (:func:`input_spec`): a bundle may declare ``"input_spec"`` itself;
 otherwise image preprocessing means an image upload, a fitted table preprocessor means a form of its columns,
 ``smiles_column`` or ``columns`` mean text fields, and anything else accepts a file or free JSON records.
-DICOM files pass through medai's DICOM reader, which keeps only the pixels. The scratch folder is deleted after
-each request.
+DICOM files pass through medai's DICOM reader, which keeps only the pixels. The scratch folder (or file) is
+deleted after each request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import hashlib
 import json
 import math
+import os
 import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -301,24 +308,105 @@ class Scratch:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-class Inference:
-    """Runs predictions and explanations in worker threads, at most ``threads`` at once, one at a time per bundle."""
+class ScratchFile:
+    """One private file (mode 0600) for an upload, removed on exit: the cheaper scratch of an image prediction,
+    which needs no folder of its own (no explanation picture is written beside it)."""
 
-    def __init__(self, cache: BundleCache, threads: int = 2):
+    def __init__(self, root: Path, suffix: str):
+        self.root, self.suffix = root, suffix
+
+    def __enter__(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(prefix="upload-", suffix=self.suffix, dir=self.root)
+        os.close(descriptor)
+        self.path = Path(name)
+        return self.path
+
+    def __exit__(self, *_exc) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class Inference:
+    """Runs predictions and explanations in worker threads, at most ``threads`` at once, one at a time per bundle.
+
+    Image predictions are micro-batched: while a model is busy, the image requests that arrive for it wait in a
+    queue, and the next call answers up to ``max_batch`` of them at once (images run in padded chunks of
+    ``chunk``, so an image's result never depends on the others in its batch). With one client a request is
+    answered at once; with many, the model runs on full batches instead of one image at a time. Should a batch
+    fail (say one upload is not a readable image), each of its requests is run on its own, so one bad upload
+    fails only its own request.
+    """
+
+    def __init__(self, cache: BundleCache, threads: int = 2, max_batch: int = 64, chunk: int = 8):
         self.cache = cache
         self.limiter = anyio.CapacityLimiter(threads)
+        self.max_batch = max_batch
+        self.chunk = chunk
+        self._queues: dict[int, list[_Waiting]] = {}
+        self._drains: dict[int, asyncio.Task] = {}
 
-    async def config(self, version) -> dict:
-        """The config.json of ``version`` (loading the bundle on first use)."""
-        loaded = await anyio.to_thread.run_sync(self._loaded, version)
-        return loaded.bundle.config
+    async def config(self, version) -> tuple[dict, dict]:
+        """The config.json of ``version`` (loading the bundle on first use) and its :func:`input_spec`."""
+        loaded = self.cache.peek(version.id)
+        if loaded is None:
+            loaded = await anyio.to_thread.run_sync(self._loaded, version)
+        return loaded.bundle.config, self._spec(loaded)
 
-    async def predict(self, version, source: Path, display_name: str) -> list[dict]:
-        return await anyio.to_thread.run_sync(partial(self._predict, version, source, display_name), limiter=self.limiter)
+    @staticmethod
+    def _spec(loaded: LoadedBundle) -> dict:
+        spec = loaded.bundle.parts.get("input_spec")
+        if spec is None:  # worked out once per loaded bundle
+            spec = loaded.bundle.parts["input_spec"] = input_spec(loaded.bundle.config)
+        return spec
+
+    async def predict(self, version, source: Path, display_name: str, *, batchable: bool = False) -> list[dict]:
+        """The task's results for one input; ``batchable`` (an image file: one result) joins the micro-batch."""
+        if not batchable or self.max_batch < 2:
+            call = partial(self._predict, version, [source], display_name)
+            return await anyio.to_thread.run_sync(call, limiter=self.limiter)
+        waiting = _Waiting(source, display_name, asyncio.get_running_loop().create_future())
+        self._queues.setdefault(version.id, []).append(waiting)
+        if version.id not in self._drains:
+            self._drains[version.id] = asyncio.create_task(self._drain(version))
+        return await waiting.future
 
     async def explain(self, version, source: Path, display_name: str, target: str | None) -> dict:
         call = partial(self._explain, version, source, display_name, target)
         return await anyio.to_thread.run_sync(call, limiter=self.limiter)
+
+    async def _drain(self, version) -> None:
+        """Answer the queued image requests of ``version``, up to ``max_batch`` per call, until none is left."""
+        queue = self._queues[version.id]
+        try:
+            while queue:
+                batch = [w for w in queue[: self.max_batch] if not w.future.done()]  # done: the client went away
+                del queue[: self.max_batch]
+                if batch:
+                    await self._answer(version, batch)
+        finally:
+            self._drains.pop(version.id, None)
+            if not queue:
+                self._queues.pop(version.id, None)
+
+    async def _answer(self, version, batch: list[_Waiting]) -> None:
+        if len(batch) > 1:
+            call = partial(self._predict_raw, version, [w.source for w in batch])
+            try:
+                results = await anyio.to_thread.run_sync(call, limiter=self.limiter)
+            except Exception:
+                results = None
+            if results is not None and len(results) == len(batch):
+                for waiting, result in zip(batch, results):
+                    _settle(waiting.future, [clean(result, waiting.source, waiting.display_name)])
+                return
+        for waiting in batch:
+            call = partial(self._predict, version, [waiting.source], waiting.display_name)
+            try:
+                outcome = await anyio.to_thread.run_sync(call, limiter=self.limiter)
+            except Exception as error:
+                _settle(waiting.future, error=error)
+            else:
+                _settle(waiting.future, outcome)
 
     def _loaded(self, version) -> LoadedBundle:
         try:
@@ -326,12 +414,24 @@ class Inference:
         except (BundleIntegrityError, MissingDependencyError) as error:
             raise ModelUnavailable(f"The model cannot be used now: {error}") from None
 
-    def _predict(self, version, source: Path, display_name: str) -> list[dict]:
+    def _options(self, loaded: LoadedBundle) -> dict:
+        return {"chunk": self.chunk} if self._spec(loaded)["kind"] == "image" else {}
+
+    def _predict_raw(self, version, sources: list[Path]) -> list[dict]:
+        """The task's results for several image files in one call (errors not translated: see ``_answer``)."""
         from medai import api
 
         loaded = self._loaded(version)
+        with loaded.lock:
+            return api.predict(loaded.bundle, sources, **self._options(loaded))
+
+    def _predict(self, version, sources: list[Path], display_name: str) -> list[dict]:
+        from medai import api
+
+        loaded = self._loaded(version)
+        source = sources[0]
         with loaded.lock, task_errors(source.parent):
-            results = api.predict(loaded.bundle, [source])
+            results = api.predict(loaded.bundle, sources, **self._options(loaded))
         if not results:
             raise Unprocessable("No usable record in the input (every field missing, or no rows).")
         return [clean(result, source, display_name) for result in results]
@@ -343,11 +443,29 @@ class Inference:
         out = source.parent / "explanation.png"
         options = {"target": target} if target else {}
         with loaded.lock, task_errors(source.parent):
-            prediction = api.predict(loaded.bundle, [source])
+            prediction = api.predict(loaded.bundle, [source], **self._options(loaded))
             explanation = api.explain(loaded.bundle, source, out, **options)
         picture = base64.b64encode(out.read_bytes()).decode("ascii") if out.is_file() else None
         return {"prediction": clean(prediction[0], source, display_name) if prediction else None,
                 "explanation": clean(explanation, source, display_name), "image_png_base64": picture}
+
+
+@dataclass
+class _Waiting:
+    """One queued image request: its scratch file, the name to show for it, and where its answer goes."""
+
+    source: Path
+    display_name: str
+    future: asyncio.Future
+
+
+def _settle(future: asyncio.Future, result=None, *, error: BaseException | None = None) -> None:
+    if future.done():  # the request was cancelled (client gone)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 @contextmanager

@@ -120,6 +120,10 @@ class ModelVersion(Base):
     def retired(self) -> bool:
         return self.retired_at is not None
 
+    @property
+    def model_name(self) -> str:
+        return self.model.name
+
 
 class AuditEntry(Base):
     """One audited event. ``hash`` = sha256(prev_hash + canonical JSON of every other column); never updated."""

@@ -14,6 +14,7 @@ import shutil
 import stat
 import tempfile
 import threading
+import time
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -219,6 +220,58 @@ def get_version(session: Session, name: str, number: int | None, *, usable: bool
     return found[0]
 
 
+@dataclass(frozen=True)
+class VersionRef:
+    """What serving a prediction needs of a model version, detached from any database session."""
+
+    id: int
+    model_name: str
+    version: int
+    checksum: str
+    task: str
+    stage: str
+    storage_path: str
+
+    @classmethod
+    def of(cls, version: ModelVersion) -> VersionRef:
+        return cls(version.id, version.model.name, version.version, version.checksum, version.task, version.stage,
+                   version.storage_path)
+
+
+class VersionDirectory:
+    """Usable versions by (model name, version number or None for production), kept ``seconds`` in memory.
+
+    Predictions look their model up here instead of in the database. A registry change made through this
+    process clears it at once (``clear``); other processes serving the same database see it within ``seconds``.
+    Errors (unknown model, retired version) are not kept.
+    """
+
+    def __init__(self, database, seconds: float = 5.0):
+        self.database = database
+        self.seconds = seconds
+        self._known: dict[tuple[str, int | None], tuple[VersionRef, float]] = {}
+
+    def cached(self, name: str, number: int | None) -> VersionRef | None:
+        found = self._known.get((name, number))
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
+
+    def resolve(self, name: str, number: int | None) -> VersionRef:
+        """The usable version (from memory, else the database); 404/409 errors as ``get_version``."""
+        found = self.cached(name, number)
+        if found is not None:
+            return found
+        with self.database.session() as session:
+            ref = VersionRef.of(get_version(session, name, number, usable=True))
+        if self.seconds > 0:
+            self._known[(name, number)] = (ref, time.monotonic() + self.seconds)
+        return ref
+
+    def clear(self) -> None:
+        self._known.clear()
+
+
 # -- the bundle cache --------------------------------------------------------------------------------------------
 
 
@@ -252,11 +305,15 @@ class BundleCache:
                 return self._loaded[version.id]
             bundle = load_bundle(version.storage_path)  # verifies the weights against config.json
             if bundle.config.get("weights_sha256") != version.checksum:
-                raise BundleIntegrityError(f"The bundle of '{version.model.name}' version {version.version} differs "
+                raise BundleIntegrityError(f"The bundle of '{version.model_name}' version {version.version} differs "
                                            f"from the one registered (checksum changed).")
             loaded = self._loaded[version.id] = LoadedBundle(bundle)
             self._trim()
             return loaded
+
+    def peek(self, version_id: int) -> LoadedBundle | None:
+        """The loaded bundle of a version if it is in memory (no loading, no recency update)."""
+        return self._loaded.get(version_id)
 
     def evict(self, version_id: int) -> None:
         with self._lock:

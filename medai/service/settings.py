@@ -37,8 +37,15 @@ class ServiceSettings(BaseSettings):
     login_max_failures: int = Field(5, ge=1)  # failed sign-ins per user name within the window before a lock-out
     login_ip_max_failures: int = Field(20, ge=1)  # failed sign-ins per client address within the window
     login_window_seconds: int = Field(900, ge=1)  # the throttling window (and the lock-out's length)
+    scratch: Path | None = None  # where uploads wait while served (deleted after each request); default <home>/tmp.
+    #   A memory file system (e.g. a folder under /dev/shm) keeps uploads off the disk and is faster under load
     register_roots: list[Path] | None = None  # server folders bundles may be registered from; default <home>/incoming
     inference_threads: int = Field(2, ge=1, le=64)  # predictions running at once (each in a worker thread)
+    max_batch: int = Field(64, ge=1, le=1024)  # concurrent image predictions for one model answered by one call
+    inference_chunk: int = Field(8, ge=1, le=1024)  # images per (padded) forward pass when answering requests
+    auth_cache_seconds: float = Field(5.0, ge=0, le=300)  # how long predictions trust a checked token and model
+    #   version without asking the database; changes made through this process apply at once, through another
+    #   process (several workers on one database) within this time; 0 asks the database on every request
     bundle_cache_size: int = Field(8, ge=1)  # bundles kept loaded in memory (least recently used dropped)
     argon2_time_cost: int = Field(3, ge=1)  # argon2id iterations (OWASP: >= 2 with 19 MiB)
     argon2_memory_kib: int = Field(64 * 1024, ge=8)  # argon2id memory per hash in KiB
@@ -60,8 +67,9 @@ class ServiceSettings(BaseSettings):
 
     @property
     def scratch_dir(self) -> Path:
-        """Private folder for uploads while a request is served (emptied after each request)."""
-        return self.home / "tmp"
+        """Private folder for uploads while a request is served (emptied after each request):
+        ``MEDAI_SCRATCH`` or ``<home>/tmp``."""
+        return self.scratch.expanduser().absolute() if self.scratch is not None else self.home / "tmp"
 
     @property
     def register_roots_resolved(self) -> list[Path]:

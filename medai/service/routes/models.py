@@ -135,17 +135,19 @@ def _register(session, services, request, user, name, folder, description, stage
     audit.append(session, "model.register", "ok", actor=user, version=version, client=client_address(request),
                  detail={"task": version.task, "stage": version.stage, "source": "upload" if source == "upload" else "path"})
     services.cache.put(version.id, bundle)
+    services.versions.clear()  # a new production version serves at once
     return version_detail(version)
 
 
 @router.patch("/{name}/versions/{version}", response_model=ModelVersionDetail)
 def update_stage(name: str, version: IdPath, body: StageUpdate, request: Request, user: ModelManager,
-                 session: SessionDep) -> ModelVersionDetail:
+                 session: SessionDep, services: ServicesDep) -> ModelVersionDetail:
     """Set a version's stage; making one production demotes the previous production version to staging."""
     found = get_version(session, name, version)
     set_stage(session, found, body.stage)
     audit.append(session, "model.stage", "ok", actor=user, version=found, client=client_address(request),
                  detail={"stage": body.stage})
+    services.versions.clear()
     return version_detail(found)
 
 
@@ -157,4 +159,5 @@ def retire_version(name: str, version: IdPath, request: Request, user: ModelMana
     retire(session, found)
     audit.append(session, "model.retire", "ok", actor=user, version=found, client=client_address(request))
     services.cache.evict(found.id)
+    services.versions.clear()
     return version_detail(found)

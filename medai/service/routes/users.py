@@ -42,6 +42,7 @@ def change_my_password(body: PasswordChange, request: Request, user: CurrentUser
         raise Unprocessable("The current password is wrong.")
     set_password(user, services.hasher, body.new_password)
     audit.append(session, "user.password_change", "ok", actor=user, client=client_address(request))
+    services.identities.clear()  # the old tokens stop working at once
     return Message(detail="Password changed; sign in again.")
 
 
@@ -87,6 +88,7 @@ def update_user(user_id: IdPath, body: UserUpdate, request: Request, admin: Admi
         user.token_generation += 1
     audit.append(session, "user.update", "ok", actor=admin, client=client_address(request),
                  detail={"user": user.username, "changed": changed, "role": user.role, "active": user.is_active})
+    services.identities.clear()
     return user
 
 
@@ -112,7 +114,8 @@ def create_token(body: ApiTokenCreate, request: Request, user: CurrentUser, sess
 
 
 @router.delete("/tokens/{token_id}", response_model=Message)
-def revoke_token(token_id: IdPath, request: Request, user: CurrentUser, session: SessionDep) -> Message:
+def revoke_token(token_id: IdPath, request: Request, user: CurrentUser, session: SessionDep,
+                 services: ServicesDep) -> Message:
     """Revoke one of your API tokens (admins may revoke anyone's)."""
     record = session.get(ApiToken, token_id)
     if record is None or (record.user_id != user.id and not allowed(user.role, "users:manage")):
@@ -121,4 +124,5 @@ def revoke_token(token_id: IdPath, request: Request, user: CurrentUser, session:
         record.revoked_at = datetime.now(timezone.utc)
     audit.append(session, "token.revoke", "ok", actor=user, client=client_address(request),
                  detail={"token_id": token_id, "owner": record.user.username})
+    services.identities.clear()
     return Message(detail=f"API token {token_id} revoked.")

@@ -1,0 +1,135 @@
+"""Micro-batched image predictions, the group-committed audit log and the in-memory identity/version caches."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+
+import pytest
+
+from tests.service.conftest import make_service, png_upload
+
+
+def _inference(service):
+    return service.services.inference
+
+
+def _version(service, name="breast"):
+    return service.services.versions.resolve(name, None)
+
+
+def _copies(bundles, tmp_path, count):
+    paths = []
+    for index in range(count):
+        folder = tmp_path / f"request-{index}"
+        folder.mkdir()
+        paths.append(shutil.copy(bundles["png"], folder / "input.png"))
+    return paths
+
+
+def test_concurrent_image_predictions_share_one_call_and_equal_single_ones(service, bundles, tmp_path, monkeypatch):
+    import medai
+
+    inference, version = _inference(service), _version(service)
+    calls = []
+    original = inference._predict_raw
+    monkeypatch.setattr(inference, "_predict_raw", lambda v, sources: calls.append(len(sources)) or original(v, sources))
+    paths = _copies(bundles, tmp_path, 6)
+
+    async def all_at_once():
+        return await asyncio.gather(*(inference.predict(version, p, "upload.png", batchable=True) for p in paths))
+
+    results = asyncio.run(all_at_once())
+    assert sum(calls) == 6 and max(calls) > 1  # requests were answered together
+    expected = medai.predict(bundles["image"], [bundles["png"]])[0]["probabilities"]
+    for [result] in results:
+        assert result["input"] == "upload.png"
+        assert result["probabilities"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_one_bad_upload_in_a_batch_fails_only_its_own_request(service, bundles, tmp_path):
+    from medai.service.errors import Unprocessable
+
+    inference, version = _inference(service), _version(service)
+    paths = _copies(bundles, tmp_path, 3)
+    paths[1].write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png")
+
+    async def all_at_once():
+        calls = [inference.predict(version, p, "upload.png", batchable=True) for p in paths]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    good, bad, also_good = asyncio.run(all_at_once())
+    assert isinstance(bad, Unprocessable) and str(tmp_path) not in str(bad)
+    assert good[0]["label"] == also_good[0]["label"]
+
+
+def test_every_concurrent_prediction_has_its_own_chained_audit_entry(service, bundles):
+    from medai.service import audit
+
+    with service.services.database.session() as session:
+        before = audit.search(session, limit=1)[0].id
+    data = bundles["png"].read_bytes()
+    for index in range(3):
+        response = service.client.post("/api/models/breast/predict/file", headers=service.auth("cleo"),
+                                       files=png_upload(data + bytes([index])))
+        assert response.status_code == 200, response.text
+    with service.services.database.session() as session:
+        entries = audit.search(session, after_id=before, action="predict", newest_first=False)
+        assert [e.input_sha256 for e in entries] == [hashlib.sha256(data + bytes([i])).hexdigest() for i in range(3)]
+        assert audit.verify_chain(session).valid
+
+
+def test_audit_writer_appends_a_group_in_order_in_one_transaction(fresh):
+    from medai.service import audit
+
+    writer = fresh.services.audit_writer
+
+    async def many():
+        await asyncio.gather(*(writer.append(audit.Event("predict", "ok", actor="cleo", input_sha256=f"{i:064x}"))
+                               for i in range(20)))
+
+    asyncio.run(many())
+    with fresh.services.database.session() as session:
+        entries = audit.search(session, action="predict", newest_first=False, limit=50)
+        assert [int(e.input_sha256, 16) for e in entries] == list(range(20))
+        assert audit.verify_chain(session).valid
+
+
+def test_scratch_files_are_removed_after_image_predictions(service, bundles):
+    service.client.post("/api/models/breast/predict/file", files=png_upload(bundles["png"].read_bytes()),
+                        headers=service.auth("cleo"))
+    assert not any(service.services.settings.scratch_dir.iterdir())
+
+
+def test_without_the_identity_cache_a_change_by_another_process_applies_at_once(tmp_path):
+    from medai.service.models import User
+
+    svc = make_service(tmp_path / "home", auth_cache_seconds=0)
+    headers = svc.auth("cleo")
+    assert svc.client.post("/api/models/x/predict/records", json={"records": [{"a": 1}]},
+                           headers=headers).status_code == 404  # signed in; no such model
+    with svc.services.database.session() as session:  # as another worker process would
+        session.query(User).filter_by(username="cleo").one().is_active = False
+        session.commit()
+    response = svc.client.post("/api/models/x/predict/records", json={"records": [{"a": 1}]}, headers=headers)
+    assert response.status_code == 401 and "deactivated" in response.json()["detail"]
+
+
+def test_with_the_identity_cache_a_change_by_another_process_applies_after_it_expires(tmp_path, monkeypatch):
+    import time
+
+    from medai.service import deps
+    from medai.service.models import User
+
+    svc = make_service(tmp_path / "home", auth_cache_seconds=5)
+    headers = svc.auth("cleo")
+    path = "/api/models/x/predict/records"
+    assert svc.client.post(path, json={"records": [{"a": 1}]}, headers=headers).status_code == 404
+    with svc.services.database.session() as session:
+        session.query(User).filter_by(username="cleo").one().is_active = False
+        session.commit()
+    assert svc.client.post(path, json={"records": [{"a": 1}]}, headers=headers).status_code == 404  # still cached
+    later = time.monotonic() + 6
+    monkeypatch.setattr(deps.time, "monotonic", lambda: later)
+    assert svc.client.post(path, json={"records": [{"a": 1}]}, headers=headers).status_code == 401
