@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import json
 import os
 import secrets
@@ -373,8 +374,9 @@ def start_server(port: int) -> subprocess.Popen:
 # -- raw model rate ----------------------------------------------------------------------------------------------
 
 
-def raw_batched_rate(bundle_path: Path, npz: Path, batch: int = 64, seconds: float = 5.0) -> dict:
-    """Images/s of the bundle's calibrated forward pass on batches of ``batch`` test images, and with the OOD check."""
+def raw_batched_rate(bundle_path: Path, npz: Path, batch: int = 64, seconds: float = 3.0, repeats: int = 3) -> dict:
+    """Images/s of the bundle's calibrated forward pass on batches of ``batch`` test images, and with the OOD check:
+    the best of ``repeats`` timings (this shared machine's speed drifts; the best is the strictest yardstick)."""
     import torch
 
     from medai.bundle import load_bundle
@@ -388,11 +390,14 @@ def raw_batched_rate(bundle_path: Path, npz: Path, batch: int = 64, seconds: flo
 
     def rate(call) -> float:
         call()  # warm-up
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            call()
-            n += len(one)
-        return n / (time.perf_counter() - start)
+        best = 0.0
+        for _ in range(repeats):
+            n, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                call()
+                n += len(one)
+            best = max(best, n / (time.perf_counter() - start))
+        return best
 
     forward = rate(lambda: _probabilities(bundle.model, one, bundle.config))
     with_ood = rate(lambda: (_probabilities(bundle.model, one, bundle.config), ood_flags(bundle, one.inputs)))
@@ -401,13 +406,16 @@ def raw_batched_rate(bundle_path: Path, npz: Path, batch: int = 64, seconds: flo
     while time.perf_counter() - start < seconds:
         _probabilities(bundle.model, single, bundle.config), ood_flags(bundle, single.inputs)
         n += 1
-    return {"batch": len(one), "torch_threads": 1, "forward_images_per_s": round(forward, 1),
+    return {"batch": len(one), "torch_threads": 1, "best_of": repeats, "forward_images_per_s": round(forward, 1),
             "forward_and_ood_images_per_s": round(with_ood, 1), "has_ood": bool(bundle.config.get("ood")),
             "unbatched_forward_and_ood_images_per_s": round(n / (time.perf_counter() - start), 1),
             "test_time_flip": bool(getattr(bundle.model, "test_time_flip", False))}
 
 
 # -- load --------------------------------------------------------------------------------------------------------
+
+
+_REQUEST_NUMBERS = itertools.count()
 
 
 async def load(base_url: str, token: str, model: str, png: bytes, clients: int, seconds: float,
@@ -427,7 +435,7 @@ async def load(base_url: str, token: str, model: str, png: bytes, clients: int, 
     latencies: list[float] = []
     errors: dict[str, int] = {}
     digests: list[str] = []
-    counter = 0
+    counter = next(_REQUEST_NUMBERS) * 10_000_000  # each run numbers its PNGs apart, so every input hash differs
     interval = clients / rate if rate else 0.0
     begin_all = time.perf_counter()
     stop_at = begin_all + seconds

@@ -7,6 +7,7 @@ docs pages are off because they load scripts from a CDN.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -54,14 +55,21 @@ def create_app(settings: ServiceSettings | None = None, *, upgrade_database: boo
     database = Database(url)
     services = Services(settings=settings, database=database, hasher=hasher, cache=cache,
                         inference=Inference(cache, settings.inference_threads, settings.max_batch,
-                                            settings.inference_chunk),
+                                            settings.inference_chunk, settings.inference_processes),
                         signing_key=settings.signing_key(), dummy_hash=hasher.hash(os.urandom(16).hex()),
                         identities=IdentityCache(settings.auth_cache_seconds),
                         versions=VersionDirectory(database, settings.auth_cache_seconds),
                         audit_writer=AuditWriter(database))
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        try:
+            yield
+        finally:
+            services.inference.close()
+
     app = FastAPI(title="medai", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None,
-                  swagger_ui_oauth2_redirect_url=None, default_response_class=SafeJSONResponse)
+                  swagger_ui_oauth2_redirect_url=None, default_response_class=SafeJSONResponse, lifespan=lifespan)
     app.state.services = services
     for router in (health.router, auth.router, users.router, models.router, predict.router, audit.router, ui.router):
         app.include_router(router)

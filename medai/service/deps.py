@@ -104,12 +104,12 @@ class Services:
     audit_writer: AuditWriter | None = None  # group-committed audit entries of predictions
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:  # async: a sync dependency would cost a thread hop
     return request.app.state.services
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with get_services(request).database.session() as session:
+    with request.app.state.services.database.session() as session:
         yield session
 
 

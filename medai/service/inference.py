@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -335,15 +336,28 @@ class Inference:
     answered at once; with many, the model runs on full batches instead of one image at a time. Should a batch
     fail (say one upload is not a readable image), each of its requests is run on its own, so one bad upload
     fails only its own request.
+
+    With ``processes=1`` the image batches run in a separate inference process (started on first use; it loads
+    each bundle itself and checks its registered checksum), so the network's work never waits on, or holds up,
+    the web server's interpreter lock. Everything else (explanations, records, an image the batch could not
+    answer) runs in this process's worker threads.
     """
 
-    def __init__(self, cache: BundleCache, threads: int = 2, max_batch: int = 64, chunk: int = 8):
+    def __init__(self, cache: BundleCache, threads: int = 2, max_batch: int = 64, chunk: int = 8, processes: int = 0):
         self.cache = cache
         self.limiter = anyio.CapacityLimiter(threads)
         self.max_batch = max_batch
         self.chunk = chunk
+        self.processes = processes
+        self._pool = None
         self._queues: dict[int, list[_Waiting]] = {}
         self._drains: dict[int, asyncio.Task] = {}
+
+    def close(self) -> None:
+        """Stop the inference process, if one was started."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     async def config(self, version) -> tuple[dict, dict]:
         """The config.json of ``version`` (loading the bundle on first use) and its :func:`input_spec`."""
@@ -389,10 +403,9 @@ class Inference:
                 self._queues.pop(version.id, None)
 
     async def _answer(self, version, batch: list[_Waiting]) -> None:
-        if len(batch) > 1:
-            call = partial(self._predict_raw, version, [w.source for w in batch])
+        if len(batch) > 1 or self.processes:
             try:
-                results = await anyio.to_thread.run_sync(call, limiter=self.limiter)
+                results = await self._run_batch(version, [w.source for w in batch])
             except Exception:
                 results = None
             if results is not None and len(results) == len(batch):
@@ -407,6 +420,29 @@ class Inference:
                 _settle(waiting.future, error=error)
             else:
                 _settle(waiting.future, outcome)
+
+    async def _run_batch(self, version, sources: list[Path]) -> list[dict]:
+        if not self.processes:
+            return await anyio.to_thread.run_sync(partial(self._predict_raw, version, sources), limiter=self.limiter)
+        from concurrent.futures.process import BrokenProcessPool
+
+        call = partial(_predict_in_process, version.storage_path, version.checksum, [str(s) for s in sources],
+                       self.chunk)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._process_pool(), call)
+        except BrokenProcessPool:  # the process died (e.g. out of memory): a new one on the next batch
+            self._pool = None
+            raise
+
+    def _process_pool(self):
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            threads = max(1, (os.cpu_count() or 2) // 2)  # the other half serves the web requests
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_inference_process, initargs=(threads,))
+        return self._pool
 
     def _loaded(self, version) -> LoadedBundle:
         try:
@@ -448,6 +484,32 @@ class Inference:
         picture = base64.b64encode(out.read_bytes()).decode("ascii") if out.is_file() else None
         return {"prediction": clean(prediction[0], source, display_name) if prediction else None,
                 "explanation": clean(explanation, source, display_name), "image_png_base64": picture}
+
+
+_PROCESS_BUNDLES: OrderedDict = OrderedDict()  # in the inference process: bundles by folder, newest last
+
+
+def _start_inference_process(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _predict_in_process(folder: str, checksum: str, sources: list[str], chunk: int) -> list[dict]:
+    """In the inference process: the task's results for image files, the bundle loaded once and its checksum
+    checked against the registered one."""
+    from medai import api
+    from medai.bundle import load_bundle
+
+    bundle = _PROCESS_BUNDLES.get(folder)
+    if bundle is None:
+        bundle = load_bundle(folder)  # verifies the weights against config.json
+        _PROCESS_BUNDLES[folder] = bundle
+        while len(_PROCESS_BUNDLES) > 8:
+            _PROCESS_BUNDLES.popitem(last=False)
+    if bundle.config.get("weights_sha256") != checksum:
+        raise BundleIntegrityError("The bundle differs from the one registered (checksum changed).")
+    return api.predict(bundle, [Path(s) for s in sources], chunk=chunk)
 
 
 @dataclass

@@ -111,7 +111,8 @@ def make_service(home: Path, register_roots: list[Path] | None = None, **overrid
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_template_database(), home / "medai.db")
     settings = ServiceSettings(home=home, database_url=None, secret_key=None, register_roots=register_roots or [],
-                               argon2_time_cost=1, argon2_memory_kib=1024, **overrides)
+                               argon2_time_cost=1, argon2_memory_kib=1024,
+                               **{"inference_processes": 0, **overrides})  # a test asks for the process itself
     app = create_app(settings)
     return Service(app=app, client=TestClient(app), home=home)
 

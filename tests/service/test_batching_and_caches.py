@@ -133,3 +133,24 @@ def test_with_the_identity_cache_a_change_by_another_process_applies_after_it_ex
     later = time.monotonic() + 6
     monkeypatch.setattr(deps.time, "monotonic", lambda: later)
     assert svc.client.post(path, json={"records": [{"a": 1}]}, headers=headers).status_code == 401
+
+
+def test_image_batches_in_the_inference_process_equal_the_library(tmp_path, bundles):
+    import medai
+
+    svc = make_service(tmp_path / "home", [bundles["root"]], inference_processes=1)
+    try:
+        response = svc.client.post("/api/models", json={"name": "breast", "path": str(bundles["image"]),
+                                                        "stage": "production"}, headers=svc.auth("rhea"))
+        assert response.status_code == 201, response.text
+        expected = medai.predict(bundles["image"], [bundles["png"]])[0]["probabilities"]
+        data = bundles["png"].read_bytes()
+        good = svc.client.post("/api/models/breast/predict/file", files=png_upload(data), headers=svc.auth("cleo"))
+        assert good.status_code == 200, good.text
+        assert good.json()["predictions"][0]["probabilities"] == pytest.approx(expected, abs=1e-6)
+        assert svc.services.inference._pool is not None  # it ran in the inference process
+        bad = svc.client.post("/api/models/breast/predict/file", files=png_upload(b"\x89PNG\r\n\x1a\n" + b"x" * 40),
+                              headers=svc.auth("cleo"))
+        assert bad.status_code == 422, bad.text  # answered again in-process, with the task's message
+    finally:
+        svc.services.inference.close()
