@@ -7,11 +7,15 @@ Tests that need a clean database (throttling, audit tampering, migrations) make 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import secrets
 import shutil
+import socket
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,6 +136,27 @@ def service(tmp_path_factory, bundles) -> Service:
 def fresh(tmp_path) -> Service:
     """A service with its own empty database and no models."""
     return make_service(tmp_path / "home")
+
+
+@contextlib.contextmanager
+def served(app):
+    """``app`` on uvicorn in a thread on a free loopback port (for browser tests); yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def png_upload(data: bytes, name: str = "scan.png") -> dict:

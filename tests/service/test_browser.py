@@ -6,13 +6,10 @@ and the audit entry. Skipped where Playwright or Chromium is missing (``apt-get 
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 
 import pytest
 
-from tests.service.conftest import PASSWORD
+from tests.service.conftest import PASSWORD, served
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")]
@@ -21,20 +18,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Pyt
 
 @pytest.fixture(scope="module")
 def live_url(service):
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(service.app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import base64
 import shutil
-import socket
-import threading
-import time
 
 import pytest
 
 from tests.drugrec_cohorts import INTERACTING
-from tests.service.conftest import PASSWORD
+from tests.service.conftest import PASSWORD, served
 
 VISITS = [{"diagnoses": "428.0, 4019", "procedures": "", "medications": "C03C"},  # dots are dropped: 4280
           {"diagnoses": "41401 25000 486", "procedures": "38.93"}]  # fmt: skip
@@ -180,19 +177,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.fixture(scope="module")
 def live_url(svc):
-    uvicorn = pytest.importorskip("uvicorn")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(svc.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    pytest.importorskip("uvicorn")
+    with served(svc.app) as url:
+        yield url
 
 
 @pytest.mark.slow
