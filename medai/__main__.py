@@ -2,4 +2,5 @@
 
 from medai.cli.main import main
 
-main()
+if __name__ == "__main__":  # not when a spawned worker process (the service's inference process) imports it
+    main()
