@@ -356,7 +356,7 @@ class Inference:
     def close(self) -> None:
         """Stop the inference process, if one was started."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)  # the running batch (under a second) finishes
             self._pool = None
 
     async def config(self, version) -> tuple[dict, dict]:
@@ -441,7 +441,7 @@ class Inference:
 
             threads = max(1, (os.cpu_count() or 2) // 2)  # the other half serves the web requests
             self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start_inference_process, initargs=(threads,))
+                                             initializer=_start_inference_process, initargs=(threads, os.getpid()))
         return self._pool
 
     def _loaded(self, version) -> LoadedBundle:
@@ -489,10 +489,22 @@ class Inference:
 _PROCESS_BUNDLES: OrderedDict = OrderedDict()  # in the inference process: bundles by folder, newest last
 
 
-def _start_inference_process(threads: int) -> None:
+def _start_inference_process(threads: int, parent: int) -> None:
+    import threading
+
     import torch
 
     torch.set_num_threads(threads)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End the inference process once the server that started it is gone (killed, crashed): not left behind."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _predict_in_process(folder: str, checksum: str, sources: list[str], chunk: int) -> list[dict]:

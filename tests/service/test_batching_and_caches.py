@@ -154,3 +154,43 @@ def test_image_batches_in_the_inference_process_equal_the_library(tmp_path, bund
         assert bad.status_code == 422, bad.text  # answered again in-process, with the task's message
     finally:
         svc.services.inference.close()
+
+
+SERVER_THAT_DIES = """
+import asyncio, os, sys
+from pathlib import Path
+from medai.bundle import load_bundle
+from medai.service.inference import Inference
+from medai.service.registry import BundleCache, VersionRef
+
+bundle = load_bundle(sys.argv[1])
+cache = BundleCache()
+cache.put(1, bundle)
+version = VersionRef(1, "m", 1, bundle.config["weights_sha256"], bundle.task, "production", sys.argv[1])
+inference = Inference(cache, processes=1)
+asyncio.run(inference.predict(version, Path(sys.argv[2]), "x", batchable=True))
+print(next(iter(inference._pool._processes)), flush=True)
+os._exit(0)  # as if killed: no shutdown
+"""
+
+
+@pytest.mark.slow
+def test_the_inference_process_ends_when_the_server_dies(bundles):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    done = subprocess.run([sys.executable, "-c", SERVER_THAT_DIES, str(bundles["image"]), str(bundles["png"])],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    child = int(done.stdout.split()[-1])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(child, 9)
+    pytest.fail("the inference process outlived the server by more than 10 s")
