@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def screen(bundles: list[str | Path], data: str | Path, smiles_column: str | Non
     names = _unique_names(loaded)
     with decrypted_input(str(data)) as plain:
         rows = read_rows(Path(plain), smiles_column, Path(str(data)).name)
-    results = [predict_molecules(bundle, rows) for bundle in loaded]
+    results = [predict_molecules(bundle, rows, alerts=False) for bundle in loaded]  # alerts: once, below
     catalogs = alert_catalogs()
     molecules, skipped = [], []
     for i, row in enumerate(rows):
@@ -153,14 +154,22 @@ def read_rows(path: Path, smiles_column: str | None, source: str) -> list[dict]:
 
 
 def alert_catalogs() -> dict:
-    """RDKit filter catalogues by name (see ``ALERT_CATALOGS``)."""
+    """RDKit filter catalogues by name (see ``ALERT_CATALOGS``), built once per thread (about 30 ms; the
+    catalogues are not shared between threads)."""
+    catalogs = getattr(_PER_THREAD, "catalogs", None)
+    if catalogs is not None:
+        return catalogs
     filters = require("rdkit.Chem.FilterCatalog", extra="chem")
     catalogs = {}
     for name in ALERT_CATALOGS:
         params = filters.FilterCatalogParams()
         params.AddCatalog(getattr(filters.FilterCatalogParams.FilterCatalogs, name))
         catalogs[name] = filters.FilterCatalog(params)
+    _PER_THREAD.catalogs = catalogs
     return catalogs
+
+
+_PER_THREAD = threading.local()
 
 
 def structural_alerts(smiles: str, catalogs: dict) -> list[dict]:

@@ -68,7 +68,7 @@ def predict_molecules(bundle, rows: list[dict], alerts: bool = True) -> list[dic
     if alerts and canonical:
         from medai.chem.screen import alert_catalogs, structural_alerts
 
-        catalogs = alert_catalogs()  # built per call (30 ms): RDKit objects are not shared between threads
+        catalogs = alert_catalogs()  # built once per thread
     if canonical:
         parts = featurise_all(canonical, config["network"], config["features"], use_cache=False)
         means, spreads = predictions_for(bundle.model, config, parts)
