@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from medai.ehr.drugcodes import DrugMapper
@@ -9,7 +11,7 @@ from medai.ehr.mimic import load_cohort
 from medai.ehr.synthetic import generate_cohort, write_mimic_tables
 
 pytestmark = pytest.mark.realdata
-KEY = "k" * 32
+KEY = secrets.token_hex(32)  # made per run: no key lives in the source
 
 
 @pytest.fixture(scope="module")

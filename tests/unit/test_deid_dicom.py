@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 import shutil
 
 import pytest
@@ -24,7 +25,7 @@ from medai.privacy.deid.dicom import (  # noqa: E402
 )
 from medai.privacy.pseudonym import Pseudonymizer  # noqa: E402
 
-KEY = b"dicom-test-key-0123456789abcdef!"
+KEY = secrets.token_bytes(32)  # made per run: no key lives in the source
 IDENTIFYING = [b"CompressedSamples", b"JFK IMAGING", b"1CT1", b"CT01_OC0", b"4MR1", b"Secret^Patient", b"555-0199"]
 
 
@@ -128,7 +129,7 @@ def test_uids_are_consistent_within_a_study_and_differ_from_the_originals(folder
         assert len(a1[keyword].value) <= 64
     assert a1.SOPInstanceUID != b1.SOPInstanceUID and a1.SOPInstanceUID == a1.file_meta.MediaStorageSOPInstanceUID
     assert a1.SOPClassUID == a0.SOPClassUID
-    again, other = DicomDeidentifier(key=KEY), DicomDeidentifier(key=b"another-key-0123456789abcdefghij")
+    again, other = DicomDeidentifier(key=KEY), DicomDeidentifier(key=secrets.token_bytes(32))
     assert again.new_uid(a0.StudyInstanceUID) == a1.StudyInstanceUID != other.new_uid(a0.StudyInstanceUID)
     import uuid
 

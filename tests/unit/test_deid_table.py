@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import date
 
 import pytest
@@ -19,7 +20,7 @@ from medai.privacy.deid.table import (  # noqa: E402
 )
 from medai.privacy.pseudonym import Pseudonymizer  # noqa: E402
 
-KEY = b"table-test-key-0123456789abcdef!"
+KEY = secrets.token_bytes(32)  # made per run: no key lives in the source
 
 CSV = """patient,admission,admitted,discharged,age,zip,sex,name,phone
 00417,A-1001,2019-02-03,2019-02-10,45,02139,F,Ann Lee,617-555-0101
@@ -75,7 +76,7 @@ def test_same_key_same_pseudonyms_and_offsets_across_tables(table, tmp_path):
                               Pseudonymizer(KEY), patient_column="patient")[0]  # fmt: skip
     assert second["patient"][0] == first["patient"][0] == Pseudonymizer(KEY).pseudonym("00417", namespace="patient")
     assert str(second["seen"][0]) == first["admitted"][0]
-    other = deidentify_table(pl.DataFrame({"patient": ["00417"]}), Pseudonymizer(b"another-key-0123456789abcdefghij"),
+    other = deidentify_table(pl.DataFrame({"patient": ["00417"]}), Pseudonymizer(secrets.token_bytes(32)),
                              patient_column="patient")[0]  # fmt: skip
     assert other["patient"][0] != first["patient"][0]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from medai.privacy.deid.score import physionet_overlap_counts, read_physionet_lo
 from medai.privacy.deid.surrogates import shift_date_text
 from medai.privacy.deid.text import CATEGORIES, Span, TextDeidentifier
 
-KEY = b"unit-test-key-0123456789abcdef"
+KEY = secrets.token_bytes(32)  # made per run: no key lives in the source
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def test_surrogates_are_consistent_per_key_and_dates_keep_intervals():
     date_a = datetime.strptime(out_a.split(" on ")[1][:10], "%m/%d/%Y")
     date_b = datetime.strptime(out_b.split(" on ")[1][:10], "%m/%d/%Y")
     assert (date_b - date_a).days == 7 and date_a != datetime(2021, 3, 14)
-    other = TextDeidentifier("surrogate", key=b"another-key-0123456789abcdef").deidentify(note_a, patient="p1").text
+    other = TextDeidentifier("surrogate", key=secrets.token_bytes(32)).deidentify(note_a, patient="p1").text
     assert other != out_a
     assert TextDeidentifier("surrogate", key=KEY).deidentify("DOB 03/14/2021", patient="p2").text != \
         TextDeidentifier("surrogate", key=KEY).deidentify("DOB 03/14/2021", patient="p1").text

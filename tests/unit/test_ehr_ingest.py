@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import secrets
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +19,7 @@ from medai.ehr.records import Cohort, Patient, Visit
 from medai.ehr.synthetic import generate_cohort, write_malformed_tables, write_mimic_tables
 from medai.errors import DataNotFoundError, InvalidInputError
 
-KEY = "k" * 32
+KEY = secrets.token_hex(32)  # made per run: no key lives in the source
 VOCABULARY = ["A06A", "A10B", "A12C", "B01A", "C09A", "N02B"]
 WHO = [("A06A", "DRUGS FOR CONSTIPATION"), ("A06AD04", "magnesium sulfate"), ("A10B", "BLOOD GLUCOSE LOWERING"),
        ("A10BA02", "metformin"), ("A12C", "OTHER MINERAL SUPPLEMENTS"), ("A12CC02", "magnesium sulfate"),
