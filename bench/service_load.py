@@ -80,7 +80,8 @@ def free_port() -> int:
 
 
 def write_labs(path: Path, n: int = 80, seed: int = 0) -> Path:
-    """A tiny lab-values table (as in tests/service/conftest.py) so the battery can fill JSON record fields."""
+    """A tiny lab-values table (risk rises with glucose and smoking) so the battery can fill JSON record fields;
+    tests/service use it too."""
     import csv
 
     import numpy as np

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
+import importlib.util
 import io
 import secrets
 import shutil
@@ -33,17 +35,21 @@ PASSWORD = secrets.token_urlsafe(16)  # made per run: no credential lives in the
 USERS = {"ada": "admin", "rhea": "researcher", "cleo": "clinician"}
 
 
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "service_load.py"
+
+
+@functools.cache
+def service_bench():
+    """bench/service_load.py as a module: its security battery and its lab-values table serve the tests too."""
+    spec = importlib.util.spec_from_file_location("service_load_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_labs(path: Path, n: int = 80, seed: int = 0) -> Path:
-    """Risk rises with glucose and with smoker == 'yes'."""
-    rng = np.random.default_rng(seed)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["glucose", "age", "smoker", "outcome"])
-        for _ in range(n):
-            glucose, smoker = rng.normal(100, 20), rng.choice(["yes", "no"])
-            risk = 0.08 * (glucose - 100) + (1.5 if smoker == "yes" else -0.5) + rng.normal(0, 0.5)
-            writer.writerow([f"{glucose:.1f}", int(rng.normal(50, 10)), smoker, "sick" if risk > 0 else "well"])
-    return path
+    """Risk rises with glucose and with smoker == 'yes' (the bench's table)."""
+    return service_bench().write_labs(path, n, seed)
 
 
 @pytest.fixture(scope="session")

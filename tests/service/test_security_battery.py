@@ -4,29 +4,18 @@ unescaped, never a traceback or server path."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-from tests.service.conftest import PASSWORD, make_service
+from tests.service.conftest import PASSWORD, make_service, service_bench
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "service_load.py"
 MAX_UPLOAD = 64 * 1024
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("service_load_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def battery(tmp_path_factory, bundles) -> dict:
     from medai.service.models import User
 
-    bench = _bench()
+    bench = service_bench()
     svc = make_service(tmp_path_factory.mktemp("battery-home"), [bundles["root"]], login_ip_max_failures=1000,
                        max_upload_bytes=MAX_UPLOAD)
     for name, folder in (("breast", bundles["image"]), ("labs", bundles["labs"])):
