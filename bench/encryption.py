@@ -16,7 +16,6 @@ Prints one JSON document:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -26,16 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from medai.engine.state_io import sha256_file
 from medai.errors import MedaiError
 from medai.privacy.crypto import DEFAULT_CHUNK_BYTES, decrypt_bytes, decrypt_file, encrypt_bytes, encrypt_file
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def throughput(megabytes: int, repeats: int, key: bytes) -> dict:
@@ -53,7 +45,7 @@ def throughput(megabytes: int, repeats: int, key: bytes) -> dict:
             started = time.perf_counter()
             decrypt_file(sealed, restored, key, overwrite=True)
             decrypt_s.append(time.perf_counter() - started)
-        identical = _sha256(plain) == _sha256(restored)
+        identical = sha256_file(plain) == sha256_file(restored)
         overhead = sealed.stat().st_size - size
         data = plain.read_bytes()
     memory_encrypt_s, memory_decrypt_s, cpu_encrypt_s, cpu_decrypt_s = [], [], [], []
