@@ -58,6 +58,17 @@ async function api(path, { method = "GET", json, form, raw } = {}) {
   return raw ? response : response.json();
 }
 
+// A form's request: its submit button off and "Working…" shown meanwhile, then the rendered result or the error.
+async function submitForm(event, form, output, work) {
+  event.preventDefault();
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  output.replaceChildren(h("p", { className: "muted" }, "Working…"));
+  try { output.replaceChildren(await work()); }
+  catch (error) { output.replaceChildren(errorBox(error)); }
+  finally { button.disabled = false; }
+}
+
 function errorBox(error) {
   return h("p", { className: "error", role: "alert" }, error.message || String(error));
 }
@@ -160,15 +171,7 @@ function predictionPanel(name, detail) {
   const query = `?version=${detail.version}`;
   const inputs = detail.inputs;
   let form;
-  const submit = async (event, request) => {
-    event.preventDefault();
-    const button = form.querySelector("button[type=submit]");
-    button.disabled = true;
-    output.replaceChildren(h("p", { className: "muted" }, "Working…"));
-    try { output.replaceChildren(renderResult(await request())); }
-    catch (error) { output.replaceChildren(errorBox(error)); }
-    finally { button.disabled = false; }
-  };
+  const submit = (event, request) => submitForm(event, form, output, async () => renderResult(await request()));
   if (inputs.kind === "image") {
     const file = h("input", { type: "file", name: "file", required: true, accept: inputs.suffixes.join(",") });
     form = h("form", { className: "stack", onsubmit: (e) => submit(e, () => {
@@ -309,19 +312,12 @@ function historyPanel(name, detail) {
     }
   }
   let lastRecords = null;
-  const form = h("form", { className: "history", onsubmit: async (event) => {
-    event.preventDefault();
-    const button = form.querySelector("button[type=submit]");
-    button.disabled = true;
-    output.replaceChildren(h("p", { className: "muted" }, "Working…"));
-    try {
-      checkKnown();
-      lastRecords = records();
-      const result = await api(`${base}/predict/records${query}`, { method: "POST", json: { records: lastRecords } });
-      output.replaceChildren(renderRecommendation(result, explainClass));
-    } catch (error) { output.replaceChildren(errorBox(error)); }
-    finally { button.disabled = false; }
-  } },
+  const form = h("form", { className: "history", onsubmit: (event) => submitForm(event, form, output, async () => {
+    checkKnown();
+    lastRecords = records();
+    const result = await api(`${base}/predict/records${query}`, { method: "POST", json: { records: lastRecords } });
+    return renderRecommendation(result, explainClass);
+  }) },
   h("p", { className: "muted" }, "Enter the patient's hospital visits in time order. The model recommends drug classes for the current visit from its diagnoses and procedures and from the earlier visits (including the medications given then)."),
   datalists, visitsBox,
   h("div", { className: "row" }, h("button", { type: "button", onclick: addEarlier }, "Add an earlier visit"),
@@ -414,19 +410,12 @@ function moleculePanel(name, detail) {
   const smiles = h("input", { name: field.name, type: "text", required: true, autocomplete: "off", spellcheck: "false",
     maxlength: 2000, placeholder: "e.g. CC(=O)Oc1ccccc1C(=O)O" });
   const target = h("select", { name: "target" }, outputs.map((o) => h("option", { value: o.name }, o.name)));
-  const form = h("form", { className: "stack wide", onsubmit: async (event) => {
-    event.preventDefault();
-    const button = form.querySelector("button[type=submit]");
-    button.disabled = true;
-    output.replaceChildren(h("p", { className: "muted" }, "Working…"));
-    try {
-      const params = new URLSearchParams({ version: detail.version });
-      if (target.value) params.set("target", target.value);
-      const result = await api(`${base}/explain/records?${params}`, { method: "POST", json: { records: [{ [field.name]: smiles.value.trim() }] } });
-      output.replaceChildren(renderMolecule(result, outputs));
-    } catch (error) { output.replaceChildren(errorBox(error)); }
-    finally { button.disabled = false; }
-  } },
+  const form = h("form", { className: "stack wide", onsubmit: (event) => submitForm(event, form, output, async () => {
+    const params = new URLSearchParams({ version: detail.version });
+    if (target.value) params.set("target", target.value);
+    const result = await api(`${base}/explain/records?${params}`, { method: "POST", json: { records: [{ [field.name]: smiles.value.trim() }] } });
+    return renderMolecule(result, outputs);
+  }) },
   h("label", {}, "Molecule (SMILES)", h("small", {}, "Salts are stripped and charges neutralised as in training."), smiles),
   outputs.length > 1 ? h("label", {}, "Property to highlight on the atoms", target) : null,
   h("button", { className: "primary", type: "submit" }, "Predict properties"));
