@@ -18,8 +18,9 @@ from medai.errors import MedaiError
 from medai.service import migrate
 from medai.service.audit import AuditWriter
 from medai.service.db import Database
-from medai.service.deps import IdentityCache, Services
+from medai.service.deps import Services
 from medai.service.errors import ServiceError
+from medai.service.expiring import ExpiringCache
 from medai.service.inference import Inference
 from medai.service.middleware import BodySizeLimit, InternalErrors, RequestLog, SafeJSONResponse, SecurityHeaders
 from medai.service.registry import BundleCache, VersionDirectory
@@ -57,7 +58,7 @@ def create_app(settings: ServiceSettings | None = None, *, upgrade_database: boo
                         inference=Inference(cache, settings.inference_threads, settings.max_batch,
                                             settings.inference_chunk, settings.inference_processes),
                         signing_key=settings.signing_key(), dummy_hash=hasher.hash(os.urandom(16).hex()),
-                        identities=IdentityCache(settings.auth_cache_seconds),
+                        identities=ExpiringCache(settings.auth_cache_seconds),
                         versions=VersionDirectory(database, settings.auth_cache_seconds),
                         audit_writer=AuditWriter(database))
 

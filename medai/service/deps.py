@@ -11,7 +11,6 @@ answers 403 (and the denial is audited).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,6 +27,7 @@ from medai.service import audit
 from medai.service.audit import AuditWriter
 from medai.service.db import Database
 from medai.service.errors import Forbidden, Unauthorized
+from medai.service.expiring import ExpiringCache
 from medai.service.inference import Inference
 from medai.service.models import ApiToken, User
 from medai.service.registry import BundleCache, VersionDirectory
@@ -56,38 +56,6 @@ class Identity:
     role: str
 
 
-class IdentityCache:
-    """Identities of recently checked tokens, each kept ``seconds`` (at most until the token expires).
-
-    Lets the prediction routes authenticate without a database round trip. A password, role or activation
-    change and a token revocation made through this process clear it at once (``clear``); other processes
-    serving the same database honour them within ``seconds``. ``seconds=0`` turns it off.
-    """
-
-    def __init__(self, seconds: float = 5.0):
-        self.seconds = seconds
-        self._known: dict[tuple, tuple[Identity, float]] = {}
-
-    def get(self, key: tuple) -> Identity | None:
-        found = self._known.get(key)
-        if found is None or found[1] < time.monotonic():
-            return None
-        return found[0]
-
-    def put(self, key: tuple, identity: Identity, expires_at: datetime | None = None) -> None:
-        if self.seconds <= 0:
-            return
-        until = time.monotonic() + self.seconds
-        if expires_at is not None:
-            until = min(until, time.monotonic() + (expires_at - datetime.now(timezone.utc)).total_seconds())
-        if len(self._known) > 10_000:  # many distinct tokens: start afresh rather than grow
-            self._known.clear()
-        self._known[key] = (identity, until)
-
-    def clear(self) -> None:
-        self._known.clear()
-
-
 @dataclass
 class Services:
     """Everything a request may need, created once by ``create_app`` and kept on ``app.state.services``."""
@@ -99,7 +67,9 @@ class Services:
     inference: Inference
     signing_key: str
     dummy_hash: str  # verified against for unknown user names, so that they take as long as known ones
-    identities: IdentityCache = field(default_factory=IdentityCache)
+    # checked tokens' identities for the prediction routes (MEDAI_AUTH_CACHE_SECONDS): a password, role or activation
+    # change and a token revocation made through this process clear it at once; other processes within the seconds
+    identities: ExpiringCache = field(default_factory=lambda: ExpiringCache(5.0))
     versions: VersionDirectory | None = None  # usable model versions kept in memory for predictions
     audit_writer: AuditWriter | None = None  # group-committed audit entries of predictions
 
@@ -125,14 +95,29 @@ def client_address(request: Request) -> str:
 def get_current_user(request: Request, session: SessionDep, services: ServicesDep,
                      token: Annotated[str | None, Depends(bearer)]) -> User:
     """The user a bearer token (a browser access token or an API token) belongs to."""
+    user, _ = _token_user(session, _required(token), services)
+    request.state.user = user.username
+    return user
+
+
+def _required(token: str | None) -> str:
     if not token:
         raise Unauthorized("Sign in first: send 'Authorization: Bearer <token>' with a token from POST "
                            f"{TOKEN_URL} or an API token.")
-    user = _api_token_user(session, token) if is_api_token(token) else _access_token_user(session, token, services)
+    return token
+
+
+def _token_user(session: Session, token: str, services: Services) -> tuple[User, datetime | None]:
+    """The active user a token belongs to, and when an API token expires (None for an access token, whose expiry
+    is checked from the token itself)."""
+    if is_api_token(token):
+        record = _api_token_record(session, token)
+        user, expires_at = record.user, record.expires_at
+    else:
+        user, expires_at = _access_token_user(session, token, services), None
     if not user.is_active:
         raise Unauthorized("This account is deactivated; ask an administrator.")
-    request.state.user = user.username
-    return user
+    return user, expires_at
 
 
 def _access_token_user(session: Session, token: str, services: Services) -> User:
@@ -145,10 +130,6 @@ def _access_token_user(session: Session, token: str, services: Services) -> User
         raise Unauthorized("The access token is no longer valid (password or role changed, or account removed); "
                            "sign in again.")
     return user
-
-
-def _api_token_user(session: Session, token: str) -> User:
-    return _api_token_record(session, token).user
 
 
 def _api_token_record(session: Session, token: str) -> ApiToken:
@@ -196,33 +177,26 @@ ModelManager = Annotated[User, Depends(require("models:write"))]
 async def current_identity(request: Request, services: ServicesDep,
                            token: Annotated[str | None, Depends(bearer)]) -> Identity:
     """The identity of a bearer token, as ``get_current_user`` checks it, from ``services.identities`` when there."""
-    if not token:
-        raise Unauthorized("Sign in first: send 'Authorization: Bearer <token>' with a token from POST "
-                           f"{TOKEN_URL} or an API token.")
+    token = _required(token)
     if is_api_token(token):
         key = ("api", hash_api_token(token))
     else:
         try:
-            key = ("access", *decode_access_token(token, services.signing_key))
+            key = ("access", *decode_access_token(token, services.signing_key))  # signature and expiry, every time
         except TokenError as error:
             raise Unauthorized(str(error)) from None
     identity = services.identities.get(key)
     if identity is None:
         identity, expires_at = await run_in_threadpool(_look_up_identity, services, token)
-        services.identities.put(key, identity, expires_at)
+        left = None if expires_at is None else (expires_at - datetime.now(timezone.utc)).total_seconds()
+        services.identities.put(key, identity, left)
     request.state.user = identity.username
     return identity
 
 
 def _look_up_identity(services: Services, token: str) -> tuple[Identity, datetime | None]:
     with services.database.session() as session:
-        if is_api_token(token):
-            record = _api_token_record(session, token)
-            user, expires_at = record.user, record.expires_at
-        else:
-            user, expires_at = _access_token_user(session, token, services), None
-        if not user.is_active:
-            raise Unauthorized("This account is deactivated; ask an administrator.")
+        user, expires_at = _token_user(session, token, services)
         return Identity(user.id, user.username, user.role), expires_at
 
 

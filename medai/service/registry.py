@@ -14,7 +14,6 @@ import shutil
 import stat
 import tempfile
 import threading
-import time
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from sqlalchemy.orm import Session
 from medai.bundle import ModelBundle, load_bundle, read_config
 from medai.errors import BundleIntegrityError, MedaiError, did_you_mean
 from medai.service.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from medai.service.expiring import ExpiringCache
 from medai.service.models import STAGES, ModelVersion, RegisteredModel
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -248,25 +248,19 @@ class VersionDirectory:
 
     def __init__(self, database, seconds: float = 5.0):
         self.database = database
-        self.seconds = seconds
-        self._known: dict[tuple[str, int | None], tuple[VersionRef, float]] = {}
+        self._known = ExpiringCache(seconds)
 
     def cached(self, name: str, number: int | None) -> VersionRef | None:
-        found = self._known.get((name, number))
-        if found is None or found[1] < time.monotonic():
-            return None
-        return found[0]
+        return self._known.get((name, number))
 
     def resolve(self, name: str, number: int | None) -> VersionRef:
         """The usable version (from memory, else the database); 404/409 errors as ``get_version``."""
         found = self.cached(name, number)
-        if found is not None:
-            return found
-        with self.database.session() as session:
-            ref = VersionRef.of(get_version(session, name, number, usable=True))
-        if self.seconds > 0:
-            self._known[(name, number)] = (ref, time.monotonic() + self.seconds)
-        return ref
+        if found is None:
+            with self.database.session() as session:
+                found = VersionRef.of(get_version(session, name, number, usable=True))
+            self._known.put((name, number), found)
+        return found
 
     def clear(self) -> None:
         self._known.clear()

@@ -119,7 +119,7 @@ def test_without_the_identity_cache_a_change_by_another_process_applies_at_once(
 def test_with_the_identity_cache_a_change_by_another_process_applies_after_it_expires(tmp_path, monkeypatch):
     import time
 
-    from medai.service import deps
+    from medai.service import expiring
     from medai.service.models import User
 
     svc = make_service(tmp_path / "home", auth_cache_seconds=5)
@@ -131,7 +131,7 @@ def test_with_the_identity_cache_a_change_by_another_process_applies_after_it_ex
         session.commit()
     assert svc.client.post(path, json={"records": [{"a": 1}]}, headers=headers).status_code == 404  # still cached
     later = time.monotonic() + 6
-    monkeypatch.setattr(deps.time, "monotonic", lambda: later)
+    monkeypatch.setattr(expiring.time, "monotonic", lambda: later)
     assert svc.client.post(path, json={"records": [{"a": 1}]}, headers=headers).status_code == 401
 
 
