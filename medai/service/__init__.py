@@ -12,9 +12,11 @@ Modules:
     security    argon2 password hashing, JWT access tokens, API tokens, login throttling, role permissions
     accounts    user creation and password changes (password policy)
     deps        typed FastAPI dependencies: SessionDep, CurrentUser, role checks (Admin, ModelManager, Predictor ...)
-    audit       the append-only, hash-chained audit log and ``verify_chain``
-    registry    registering, staging and retiring bundles; the in-memory bundle cache
-    inference   turning uploads and JSON records into task inputs; calling ``medai.api.predict/explain``
+    audit       the append-only, hash-chained audit log, ``verify_chain``, the group-committing AuditWriter
+    registry    registering, staging and retiring bundles; the in-memory bundle cache and version directory
+    inference   turning uploads and JSON records into task inputs; calling ``medai.api.predict/explain``;
+                micro-batched image predictions, in a separate inference process
+    expiring    ExpiringCache: checked tokens and resolved versions kept a few seconds
     middleware  request size limits, security headers, request logging, internal-error containment
     schemas     request and response models; errors: HTTP errors with clear messages
     app         ``create_app(settings)``; routes/ holds one module per resource, static/ the web UI
