@@ -21,6 +21,7 @@ from medai.service.db import Database
 from medai.service.deps import Services
 from medai.service.errors import ServiceError
 from medai.service.expiring import ExpiringCache
+from medai.service.heap import freeze_long_lived
 from medai.service.inference import Inference
 from medai.service.middleware import BodySizeLimit, InternalErrors, RequestLog, SafeJSONResponse, SecurityHeaders
 from medai.service.registry import BundleCache, VersionDirectory
@@ -52,7 +53,7 @@ def create_app(settings: ServiceSettings | None = None, *, upgrade_database: boo
         migrate.upgrade(url)
     _owner_only(url)
     hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
-    cache = BundleCache(settings.bundle_cache_size)
+    cache = BundleCache(settings.bundle_cache_size, freeze=settings.freeze_heap)
     database = Database(url)
     services = Services(settings=settings, database=database, hasher=hasher, cache=cache,
                         inference=Inference(cache, settings.inference_threads, settings.max_batch,
@@ -64,6 +65,8 @@ def create_app(settings: ServiceSettings | None = None, *, upgrade_database: boo
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
+        if settings.freeze_heap:
+            freeze_long_lived()  # the app and its imports live as long as the process: no full GC pass walks them
         try:
             yield
         finally:

@@ -42,6 +42,7 @@ import numpy as np
 
 from medai.errors import BundleIntegrityError, MedaiError, MissingDependencyError, did_you_mean
 from medai.service.errors import ModelUnavailable, Unprocessable, UnsupportedMediaType
+from medai.service.heap import freeze_long_lived
 from medai.service.registry import BundleCache, LoadedBundle
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
@@ -337,9 +338,10 @@ class Inference:
     fail (say one upload is not a readable image), each of its requests is run on its own, so one bad upload
     fails only its own request.
 
-    With ``processes=1`` the image batches run in a separate inference process (started on first use; it loads
-    each bundle itself and checks its registered checksum), so the network's work never waits on, or holds up,
-    the web server's interpreter lock. Everything else (explanations, records, an image the batch could not
+    With ``processes`` >= 1 the image batches run in separate inference processes (started on first use; each
+    loads a bundle itself and checks its registered checksum), so the network's work never waits on, or holds
+    up, the web server's interpreter lock; while a batch runs, the next one already waits in the pipe, so the
+    process does not idle between batches. Everything else (explanations, records, an image the batch could not
     answer) runs in this process's worker threads.
     """
 
@@ -350,8 +352,7 @@ class Inference:
         self.chunk = chunk
         self.processes = processes
         self._pool = None
-        self._queues: dict[int, list[_Waiting]] = {}
-        self._drains: dict[int, asyncio.Task] = {}
+        self._lanes: dict[int, _Lane] = {}  # per model version: its queued image requests
 
     def close(self) -> None:
         """Stop the inference process, if one was started."""
@@ -379,28 +380,57 @@ class Inference:
             call = partial(self._predict, version, [source], display_name)
             return await anyio.to_thread.run_sync(call, limiter=self.limiter)
         waiting = _Waiting(source, display_name, asyncio.get_running_loop().create_future())
-        self._queues.setdefault(version.id, []).append(waiting)
-        if version.id not in self._drains:
-            self._drains[version.id] = asyncio.create_task(self._drain(version))
+        lane = self._lanes.get(version.id)
+        if lane is None:
+            lane = self._lanes[version.id] = _Lane([], asyncio.Event())
+        lane.queue.append(waiting)
+        lane.arrived.set()
+        if lane.drain is None:
+            lane.drain = asyncio.create_task(self._drain(version, lane))
         return await waiting.future
 
     async def explain(self, version, source: Path, display_name: str, target: str | None) -> dict:
         call = partial(self._explain, version, source, display_name, target)
         return await anyio.to_thread.run_sync(call, limiter=self.limiter)
 
-    async def _drain(self, version) -> None:
-        """Answer the queued image requests of ``version``, up to ``max_batch`` per call, until none is left."""
-        queue = self._queues[version.id]
+    async def _drain(self, version, lane: _Lane) -> None:
+        """Answer the queued image requests of ``version`` in batches (see :meth:`_batch_size`) until none is
+        left: woken when a batch is answered and, while batches are in flight, when a request arrives."""
+        running: set[asyncio.Task] = set()
         try:
-            while queue:
-                batch = [w for w in queue[: self.max_batch] if not w.future.done()]  # done: the client went away
-                del queue[: self.max_batch]
-                if batch:
-                    await self._answer(version, batch)
+            while lane.queue or running:
+                while size := self._batch_size(len(running), len(lane.queue)):
+                    batch = [w for w in lane.queue[:size] if not w.future.done()]  # done: the client went away
+                    del lane.queue[:size]
+                    if batch:
+                        running.add(asyncio.create_task(self._answer(version, batch)))
+                if not running:
+                    continue
+                lane.arrived.clear()
+                arrival = asyncio.ensure_future(lane.arrived.wait())
+                done, _ = await asyncio.wait({*running, arrival}, return_when=asyncio.FIRST_COMPLETED)
+                arrival.cancel()
+                running -= done
         finally:
-            self._drains.pop(version.id, None)
-            if not queue:
-                self._queues.pop(version.id, None)
+            for task in running:  # only when this drain itself is cancelled (server shutting down)
+                task.cancel()
+            lane.drain = None
+            if not lane.queue:
+                self._lanes.pop(version.id, None)
+
+    def _batch_size(self, running: int, queued: int) -> int:
+        """How many queued requests to send now, with ``running`` batches in flight (0: wait).
+
+        With nothing in flight, all that wait (up to ``max_batch``). In worker threads, one batch at a time.
+        With inference processes, more batches are sent while one runs (the next waits in the pipe: no idle gap
+        between batches; with several processes, each takes one), up to two per process, but only whole chunks:
+        a padded chunk costs as much as a full one, so a short remainder waits for the running batch.
+        """
+        if not queued or (running and not self.processes) or running >= 2 * max(1, self.processes):
+            return 0
+        if not running:
+            return min(queued, self.max_batch)
+        return min(queued, self.max_batch) // self.chunk * self.chunk
 
     async def _answer(self, version, batch: list[_Waiting]) -> None:
         if len(batch) > 1 or self.processes:
@@ -439,7 +469,7 @@ class Inference:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            threads = max(1, (os.cpu_count() or 2) // 2)  # the other half serves the web requests
+            threads = max(1, (os.cpu_count() or 2) // (2 * self.processes))  # the other half serves the web
             self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start_inference_process, initargs=(threads, os.getpid()))
         return self._pool
@@ -519,6 +549,7 @@ def _predict_in_process(folder: str, checksum: str, sources: list[str], chunk: i
         _PROCESS_BUNDLES[folder] = bundle
         while len(_PROCESS_BUNDLES) > 8:
             _PROCESS_BUNDLES.popitem(last=False)
+        freeze_long_lived()
     if bundle.config.get("weights_sha256") != checksum:
         raise BundleIntegrityError("The bundle differs from the one registered (checksum changed).")
     return api.predict(bundle, [Path(s) for s in sources], chunk=chunk)
@@ -531,6 +562,16 @@ class _Waiting:
     source: Path
     display_name: str
     future: asyncio.Future
+
+
+@dataclass
+class _Lane:
+    """The image requests queued for one model version, the event that signals a new one, and the task
+    answering them (None when idle)."""
+
+    queue: list[_Waiting]
+    arrived: asyncio.Event
+    drain: asyncio.Task | None = None
 
 
 def _settle(future: asyncio.Future, result=None, *, error: BaseException | None = None) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from medai.bundle import ModelBundle, load_bundle, read_config
+from medai.service.heap import freeze_long_lived
 from medai.errors import BundleIntegrityError, MedaiError, did_you_mean
 from medai.service.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from medai.service.expiring import ExpiringCache
@@ -278,10 +279,12 @@ class LoadedBundle:
 
 
 class BundleCache:
-    """Loaded bundles by model-version id, least recently used dropped beyond ``size``."""
+    """Loaded bundles by model-version id, least recently used dropped beyond ``size``; with ``freeze``, a loaded
+    bundle is moved out of the garbage collector's full passes (:func:`medai.service.heap.freeze_long_lived`)."""
 
-    def __init__(self, size: int = 8):
+    def __init__(self, size: int = 8, freeze: bool = False):
         self.size = size
+        self.freeze = freeze
         self._loaded: OrderedDict[int, LoadedBundle] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -303,6 +306,8 @@ class BundleCache:
                                            f"from the one registered (checksum changed).")
             loaded = self._loaded[version.id] = LoadedBundle(bundle)
             self._trim()
+            if self.freeze:
+                freeze_long_lived()  # the bundle (and torch, imported for it) stays loaded
             return loaded
 
     def peek(self, version_id: int) -> LoadedBundle | None:

@@ -43,8 +43,12 @@ class ServiceSettings(BaseSettings):
     inference_threads: int = Field(2, ge=1, le=64)  # predictions running at once (each in a worker thread)
     max_batch: int = Field(64, ge=1, le=1024)  # concurrent image predictions for one model answered by one call
     inference_chunk: int = Field(8, ge=1, le=1024)  # images per (padded) forward pass when answering requests
-    inference_processes: int = Field(1, ge=0, le=1)  # 1: batched image predictions run in their own process
-    #   (started on first use; the web server's interpreter lock is then free for requests); 0: in worker threads
+    inference_processes: int = Field(1, ge=0, le=64)  # batched image predictions run in this many processes of
+    #   their own (started on first use; the web server's interpreter lock is then free for requests), one batch
+    #   per process at once; 0: in worker threads
+    freeze_heap: bool = True  # keep long-lived objects (imports, the app, loaded bundles) out of the garbage
+    #   collector's full passes, which otherwise stop the server for ~250 ms (medai.service.heap); tests that
+    #   build many apps in one process turn it off
     auth_cache_seconds: float = Field(5.0, ge=0, le=300)  # how long predictions trust a checked token and model
     #   version without asking the database; changes made through this process apply at once, through another
     #   process (several workers on one database) within this time; 0 asks the database on every request

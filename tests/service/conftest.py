@@ -122,7 +122,8 @@ def make_service(home: Path, register_roots: list[Path] | None = None, **overrid
     shutil.copyfile(_template_database(), home / "medai.db")
     settings = ServiceSettings(home=home, database_url=None, secret_key=None, register_roots=register_roots or [],
                                argon2_time_cost=1, argon2_memory_kib=1024,
-                               **{"inference_processes": 0, **overrides})  # a test asks for the process itself
+                               **{"inference_processes": 0, "freeze_heap": False, **overrides})  # a test asks for
+    #   the inference process or the heap freeze itself
     app = create_app(settings)
     return Service(app=app, client=TestClient(app), home=home)
 

@@ -194,3 +194,66 @@ def test_the_inference_process_ends_when_the_server_dies(bundles):
         time.sleep(0.2)
     os.kill(child, 9)
     pytest.fail("the inference process outlived the server by more than 10 s")
+
+
+def test_batch_size_sends_whole_chunks_while_a_batch_runs():
+    from medai.service.inference import Inference
+    from medai.service.registry import BundleCache
+
+    one = Inference(BundleCache(), max_batch=64, chunk=8, processes=1)
+    assert [one._batch_size(0, 0), one._batch_size(0, 5), one._batch_size(0, 100)] == [0, 5, 64]
+    assert [one._batch_size(1, 5), one._batch_size(1, 17), one._batch_size(1, 100)] == [0, 16, 64]
+    assert one._batch_size(2, 30) == 0  # one running and one waiting in the pipe per process
+    two = Inference(BundleCache(), max_batch=64, chunk=8, processes=2)
+    assert [two._batch_size(2, 9), two._batch_size(3, 20), two._batch_size(4, 20)] == [8, 16, 0]
+    threads = Inference(BundleCache(), max_batch=64, chunk=8, processes=0)
+    assert [threads._batch_size(0, 5), threads._batch_size(1, 40)] == [5, 0]  # in threads: one batch at a time
+
+
+def test_requests_arriving_while_a_batch_runs_are_sent_as_whole_chunks_before_it_ends(tmp_path):
+    from pathlib import Path
+
+    from medai.service.inference import Inference
+    from medai.service.registry import BundleCache, VersionRef
+
+    inference = Inference(BundleCache(), max_batch=64, chunk=4, processes=1)
+    version = VersionRef(1, "m", 1, "0" * 64, "image-classification", "production", str(tmp_path))
+    sizes, in_flight, most = [], [0], [0]
+
+    async def fake_batch(_version, sources):  # stands in for the inference process
+        sizes.append(len(sources))
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        await asyncio.sleep(0.05)
+        in_flight[0] -= 1
+        return [{"input": source.name, "label": "a", "probabilities": {"a": 1.0}} for source in sources]
+
+    inference._run_batch = fake_batch
+
+    async def scenario():
+        first = asyncio.ensure_future(inference.predict(version, Path(tmp_path / "f0.png"), "first.png", batchable=True))
+        await asyncio.sleep(0.01)  # the first batch (one image) is running
+        later = [inference.predict(version, Path(tmp_path / f"f{i}.png"), f"u{i}.png", batchable=True)
+                 for i in range(1, 10)]
+        return await asyncio.gather(first, *later)
+
+    results = asyncio.run(scenario())
+    assert sizes == [1, 8, 1]  # two whole chunks went while the first ran; the short remainder waited
+    assert most[0] == 2  # the next batch was already in the pipe
+    assert [r[0]["input"] for r in results] == ["first.png", *[f"u{i}.png" for i in range(1, 10)]]
+    assert not inference._lanes  # nothing left queued
+
+
+def test_the_server_freezes_its_long_lived_heap_at_start(tmp_path, bundles):
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    svc = make_service(tmp_path / "home", [bundles["root"]], freeze_heap=True)
+    try:
+        before = gc.get_freeze_count()
+        with TestClient(svc.app) as client:
+            assert client.get("/health").status_code == 200
+            assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()  # give the test process its heap back
