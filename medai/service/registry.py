@@ -25,10 +25,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from medai.bundle import ModelBundle, load_bundle, read_config
-from medai.service.heap import freeze_long_lived
 from medai.errors import BundleIntegrityError, MedaiError, did_you_mean
 from medai.service.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from medai.service.expiring import ExpiringCache
+from medai.service.heap import freeze_long_lived
 from medai.service.models import STAGES, ModelVersion, RegisteredModel
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
