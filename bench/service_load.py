@@ -5,12 +5,14 @@ Prints one JSON document:
 1. **Load**: the app on uvicorn in a subprocess on a loopback port, with a registered BreastMNIST image classifier
    (trained here with ``epochs=2, ensemble=1`` unless ``--bundle`` is given); ``--clients`` concurrent aiohttp
    clients post PNG images to ``/api/models/breast/predict/file`` for ``--seconds``, twice: in a closed loop (each
-   client sends again as soon as it is answered: the saturation throughput) and paced at half the raw rate in all
-   (``--rate`` to choose another; latency counted from each request's scheduled time), then paced at a quarter
-   of it (for context: latency below the service's capacity): p50/p99 latency,
-   throughput, errors. Beside it, the model's raw batched inference rate (batch 64, one torch thread as the
-   server uses, same machine, same run), both the bare calibrated forward pass and the forward pass plus the OOD
-   check. (httpx's async client, tried first, spent as much CPU as the server on this 2-core machine.) Then the audit checks: every successful
+   client sends again as soon as it is answered: the saturation throughput), paced at half the one-thread raw rate
+   in all (``--rate`` to choose another; latency counted from each request's scheduled time), paced at half the
+   all-cores raw rate (the stricter reading of the floor), then paced at a quarter of the one-thread rate (for
+   context: latency below the service's capacity): p50/p99 latency, throughput, errors. Beside it, the model's raw
+   batched inference rate, timed before the server starts (batch 64; on one torch thread, as the server's
+   inference process runs it while the other core serves HTTP, and on every core), both the bare calibrated
+   forward pass and the forward pass plus the OOD check. (httpx's async client, tried first, spent as much CPU as
+   the server on this 2-core machine.) Then the audit checks: every successful
    prediction has exactly one ``predict``/``ok`` audit entry with its input's SHA-256 (each request's PNG is made
    unique by a text chunk, so hashes differ), and editing one entry makes ``verify_chain`` fail.
 2. **Security battery** (:func:`security_battery`, also run by tests/service/test_security_battery.py through
@@ -22,7 +24,7 @@ Prints one JSON document:
 3. **Schemathesis** against ``/openapi.json`` (when installed), valid and invalid generated cases with a
    clinician, a researcher and an admin token: operations, cases, statuses, 5xx found.
 
-    python bench/service_load.py                                   # full run (60 s load, ~3 minutes)
+    python bench/service_load.py                                   # full run (4 x 60 s load, ~8 minutes)
     python bench/service_load.py --clients 10 --seconds 5          # quick look
     python bench/service_load.py --bundle runs/breast --skip-schemathesis
 """
@@ -375,17 +377,27 @@ def start_server(port: int) -> subprocess.Popen:
 # -- raw model rate ----------------------------------------------------------------------------------------------
 
 
-def raw_batched_rate(bundle_path: Path, npz: Path, batch: int = 64, seconds: float = 3.0, repeats: int = 3) -> dict:
-    """Images/s of the bundle's calibrated forward pass on batches of ``batch`` test images, and with the OOD check:
-    the best of ``repeats`` timings (this shared machine's speed drifts; the best is the strictest yardstick)."""
+def raw_batched_rate(bundle_path: Path, npz: Path, batch: int = 64, seconds: float = 3.0, repeats: int = 3,
+                     threads: int = 1) -> dict:
+    """Images/s of the bundle's calibrated forward pass on batches of ``batch`` test images, and with the OOD check,
+    on ``threads`` torch threads: the best of ``repeats`` timings (this shared machine's speed drifts; the best is
+    the strictest yardstick). Measured before the server starts, with nothing else running."""
     import torch
 
     from medai.bundle import load_bundle
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _raw_rates(load_bundle(bundle_path), npz, batch, seconds, repeats, threads)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _raw_rates(bundle, npz: Path, batch: int, seconds: float, repeats: int, threads: int) -> dict:
     from medai.tasks.common import ood_flags
     from medai.tasks.image_classification import _data_for_bundle, _probabilities, _select
 
-    torch.set_num_threads(1)
-    bundle = load_bundle(bundle_path)
     data = _select(_data_for_bundle(bundle, npz), "test")
     one = data.subset(list(range(min(batch, len(data)))))
 
@@ -407,7 +419,7 @@ def raw_batched_rate(bundle_path: Path, npz: Path, batch: int = 64, seconds: flo
     while time.perf_counter() - start < seconds:
         _probabilities(bundle.model, single, bundle.config), ood_flags(bundle, single.inputs)
         n += 1
-    return {"batch": len(one), "torch_threads": 1, "best_of": repeats, "forward_images_per_s": round(forward, 1),
+    return {"batch": len(one), "torch_threads": threads, "best_of": repeats, "forward_images_per_s": round(forward, 1),
             "forward_and_ood_images_per_s": round(with_ood, 1), "has_ood": bool(bundle.config.get("ood")),
             "unbatched_forward_and_ood_images_per_s": round(n / (time.perf_counter() - start), 1),
             "test_time_flip": bool(getattr(bundle.model, "test_time_flip", False))}
@@ -631,6 +643,10 @@ def main() -> None:
         png = buffer.getvalue()
         report["bundle"].update({"task": "image-classification", "dataset": "breastmnist", "png_bytes": len(png)})
 
+        if not args.skip_load:  # before the server starts: nothing else runs while the model is timed
+            report["raw_batched_inference"] = raw_batched_rate(bundles_root / "breast", npz)
+            report["raw_batched_inference_all_cores"] = raw_batched_rate(bundles_root / "breast", npz,
+                                                                         threads=os.cpu_count() or 1)
         home = work / "home"
         app, roots = prepare(home, {"breast": bundles_root / "breast", "labs": bundles_root / "labs"},
                              args.max_upload_bytes)
@@ -644,12 +660,14 @@ def main() -> None:
                           for u in USERS}
                 headers = {role: {"Authorization": f"Bearer {tokens[u]}"} for u, role in USERS.items()}
                 if not args.skip_load:
-                    report["raw_batched_inference"] = raw_batched_rate(bundles_root / "breast", npz)
                     _, _, last_id = audit_counts(services.database, "breast", 0)
                     asyncio.run(load(base, tokens["cleo"], "breast", png, min(args.clients, 5), 3))  # warm-up
                     _, _, last_id = audit_counts(services.database, "breast", 0)
-                    raw = report["raw_batched_inference"]
+                    raw, machine = report["raw_batched_inference"], report["raw_batched_inference_all_cores"]
+                    # "paced": half the rate of the model on one thread, as the server runs it (the other core
+                    # serves HTTP); "paced_half_all_cores": half its rate on every core (the stricter reading)
                     runs = {"closed_loop": None, "paced": args.rate or 0.5 * raw["forward_images_per_s"],
+                            "paced_half_all_cores": 0.5 * machine["forward_images_per_s"],
                             "paced_at_a_quarter": 0.25 * raw["forward_images_per_s"]}  # context: latency below capacity
                     digests = []
                     for key, rate in runs.items():
@@ -658,6 +676,8 @@ def main() -> None:
                         result["fraction_of_raw_forward"] = round(result["throughput_per_s"] / raw["forward_images_per_s"], 4)
                         result["fraction_of_raw_forward_and_ood"] = round(
                             result["throughput_per_s"] / raw["forward_and_ood_images_per_s"], 4)
+                        result["fraction_of_raw_forward_all_cores"] = round(
+                            result["throughput_per_s"] / machine["forward_images_per_s"], 4)
                         report.setdefault("load", {})[key] = result
                     outcomes, audited, _ = audit_counts(services.database, "breast", last_id)
                     requests_sent = sum(r["requests"] for r in report["load"].values())
@@ -718,6 +738,10 @@ def main() -> None:
                                                              closed["fraction_of_raw_forward"]) >= 0.5
         checks["throughput_at_least_half_raw_forward_and_ood"] = max(paced["fraction_of_raw_forward_and_ood"],
                                                                      closed["fraction_of_raw_forward_and_ood"]) >= 0.5
+        strict = report["load"]["paced_half_all_cores"]  # the model's rate on every core as the yardstick
+        checks["all_cores_p99_under_100ms_at_half_raw_rate"] = strict["p99_ms"] < FLOORS["p99_ms"]
+        checks["all_cores_throughput_at_least_half_raw_forward"] = max(
+            strict["fraction_of_raw_forward_all_cores"], closed["fraction_of_raw_forward_all_cores"]) >= 0.5
         checks["every_prediction_one_audit_entry"] = (report["audit"]["every_success_has_exactly_one_ok_entry"]
                                                       and report["audit"]["ok_entries_without_a_successful_response"] == 0)
         checks["edit_breaks_chain"] = report["audit"]["tamper"]["edit_detected"]

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from medai.service.models import AuditAnchor, AuditEntry, ModelVersion, User
@@ -126,16 +126,17 @@ def append_many(session: Session, events: list[Event]) -> list[dict]:
     Returns the stored rows (column -> value). The rows go in with one multi-row INSERT, not one ORM object each.
     """
     with _append_lock:
-        anchor = session.scalars(select(AuditAnchor).where(AuditAnchor.id == 1).with_for_update()).one()
+        # Core statements, not ORM objects: the anchor is read (locked) and moved without the unit of work
+        anchor = select(AuditAnchor.last_id, AuditAnchor.last_hash).where(AuditAnchor.id == 1).with_for_update()
+        last_id, last_hash = session.execute(anchor).one()
         rows = []
-        last_id, last_hash = anchor.last_id, anchor.last_hash
         for event in events:
             fields = event.fields(last_id + 1)
             row = {**fields, "prev_hash": last_hash, "hash": entry_hash(last_hash, fields)}
             rows.append(row)
             last_id, last_hash = row["id"], row["hash"]
         session.execute(insert(AuditEntry), rows)
-        anchor.last_id, anchor.last_hash = last_id, last_hash
+        session.execute(update(AuditAnchor).where(AuditAnchor.id == 1).values(last_id=last_id, last_hash=last_hash))
         session.commit()
     return rows
 

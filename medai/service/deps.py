@@ -38,6 +38,7 @@ from medai.service.security import (
     denial_message,
     hash_api_token,
     is_api_token,
+    read_access_token,
 )
 from medai.service.settings import ServiceSettings
 
@@ -178,17 +179,18 @@ async def current_identity(request: Request, services: ServicesDep,
                            token: Annotated[str | None, Depends(bearer)]) -> Identity:
     """The identity of a bearer token, as ``get_current_user`` checks it, from ``services.identities`` when there."""
     token = _required(token)
-    if is_api_token(token):
-        key = ("api", hash_api_token(token))
-    else:
-        try:
-            key = ("access", *decode_access_token(token, services.signing_key))  # signature and expiry, every time
-        except TokenError as error:
-            raise Unauthorized(str(error)) from None
-    identity = services.identities.get(key)
+    key = ("api", hash_api_token(token)) if is_api_token(token) else ("access", token)
+    identity = services.identities.get(key)  # kept no longer than the token is valid
     if identity is None:
+        left = None
+        if key[0] == "access":
+            try:
+                left = read_access_token(token, services.signing_key)[2]  # signature and expiry
+            except TokenError as error:
+                raise Unauthorized(str(error)) from None
         identity, expires_at = await run_in_threadpool(_look_up_identity, services, token)
-        left = None if expires_at is None else (expires_at - datetime.now(timezone.utc)).total_seconds()
+        if expires_at is not None:
+            left = (expires_at - datetime.now(timezone.utc)).total_seconds()
         services.identities.put(key, identity, left)
     request.state.user = identity.username
     return identity

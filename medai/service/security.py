@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from datetime import datetime, timedelta, timezone
 
 import jwt
@@ -108,6 +109,13 @@ def create_access_token(user: User, key: str, minutes: int, now: datetime | None
 
 def decode_access_token(token: str, key: str) -> tuple[int, int]:
     """``(user id, token generation)`` of a valid access token; raises TokenError otherwise."""
+    user_id, generation, _ = read_access_token(token, key)
+    return user_id, generation
+
+
+def read_access_token(token: str, key: str) -> tuple[int, int, float]:
+    """``(user id, token generation, seconds until it expires)`` of a valid access token; raises TokenError
+    otherwise."""
     try:
         claims = jwt.decode(token, key, algorithms=[JWT_ALGORITHM], issuer=JWT_ISSUER,
                             options={"require": ["exp", "iat", "sub", "iss"]})
@@ -117,7 +125,7 @@ def decode_access_token(token: str, key: str) -> tuple[int, int]:
         raise TokenError("The access token is not valid (malformed, tampered with, or signed by another key).") from None
     if claims.get("typ") != "access" or not str(claims["sub"]).isdigit() or not isinstance(claims.get("gen"), int):
         raise TokenError("The access token is not valid (unexpected claims).")
-    return int(claims["sub"]), claims["gen"]
+    return int(claims["sub"]), claims["gen"], float(claims["exp"]) - time.time()
 
 
 # -- API tokens (scripts) ----------------------------------------------------------------------------------------

@@ -257,3 +257,20 @@ def test_the_server_freezes_its_long_lived_heap_at_start(tmp_path, bundles):
             assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()  # give the test process its heap back
+
+
+def test_a_cached_identity_never_outlives_its_access_token(tmp_path):
+    import time
+
+    from medai.service.models import User
+    from medai.service.security import create_access_token
+
+    svc = make_service(tmp_path / "home", auth_cache_seconds=300)
+    with svc.services.database.session() as session:
+        cleo = session.query(User).filter_by(username="cleo").one()
+        token = create_access_token(cleo, svc.services.signing_key, minutes=1.5 / 60)  # valid for 1.5 s
+    headers, path = {"Authorization": f"Bearer {token}"}, "/api/models/x/predict/records"
+    assert svc.client.post(path, json={"records": [{"a": 1}]}, headers=headers).status_code == 404  # cached now
+    time.sleep(1.7)  # past the token's expiry, well within the cache's 300 s
+    response = svc.client.post(path, json={"records": [{"a": 1}]}, headers=headers)
+    assert response.status_code == 401 and "expired" in response.json()["detail"]
