@@ -4,10 +4,15 @@ For each dataset and seed: our default model (a deep ensemble of D-MPNNs with CD
 ``medai train --task molecular-property`` defaults) and the fingerprint random forest on the same split, run in
 this process; test ROC-AUC (mean over tasks) or RMSE, wall times, featurisation and training throughput. With
 ``--chemprop-python`` (an interpreter of a separate venv holding chemprop v2), chemprop's training throughput on
-the same molecules and architecture is measured in a subprocess for the speed comparison.
+the same molecules and architecture is measured in a subprocess for the speed comparison. With
+``--chemprop-accuracy`` (chemprop v2's CLI in that venv), chemprop is also trained with its default hyper-parameters
+on exactly the same train/val/test split for every seed (bench/chemprop_accuracy.py) and its test metric recorded as
+``runs.chemprop_v2`` beside ours, with ``floor_vs_chemprop_same_splits``; ``--skip-medai`` runs chemprop alone.
 
     OMP_NUM_THREADS=1 python bench/molecular_property.py --datasets clintox,bbbp,esol --seeds 0,1,2
     OMP_NUM_THREADS=1 python bench/molecular_property.py --datasets esol --seeds 0 --chemprop-python /tmp/cp/bin/python
+    OMP_NUM_THREADS=1 python bench/molecular_property.py --datasets clintox --seeds 0,1,2 --skip-medai \
+        --chemprop-accuracy /tmp/cp/bin/chemprop
 
 Floors (issue 5): mean over seeds 0, 1, 2 of the test metric, each training run under 15 minutes on 2 CPU cores.
 """
@@ -15,6 +20,8 @@ Floors (issue 5): mean over seeds 0, 1, 2 of the test metric, each training run 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -43,6 +50,20 @@ DATASETS = {
     "lipo": ("random", "rmse", 0.555, 0.555),
 }
 CHEMPROP_SCRIPT = Path(__file__).with_name("chemprop_speed.py")
+CHEMPROP_ACCURACY = Path(__file__).with_name("chemprop_accuracy.py")
+
+
+@functools.cache
+def _chemprop_accuracy_module():
+    spec = importlib.util.spec_from_file_location("bench_chemprop_accuracy", CHEMPROP_ACCURACY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def chemprop_accuracy(chemprop: str, name: str, seed: int) -> dict:
+    """chemprop v2 (default hyper-parameters) on our split of ``name`` for ``seed``: bench/chemprop_accuracy.py."""
+    return _chemprop_accuracy_module().chemprop_accuracy(chemprop, name, seed, split=DATASETS[name][0])
 
 
 def featurisation_speed(name: str) -> dict:
@@ -99,6 +120,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--no-forest", action="store_true", help="skip the random-forest baseline")
     parser.add_argument("--chemprop-python", help="python of a venv with chemprop v2, for the speed comparison")
+    parser.add_argument("--chemprop-accuracy", metavar="CHEMPROP_CLI",
+                        help="chemprop v2's CLI: also train chemprop (defaults) on the same splits, for accuracy")
+    parser.add_argument("--skip-medai", action="store_true",
+                        help="train nothing of medai's (no featurisation speed, models or speed comparison)")
     parser.add_argument("--partial", type=Path, help="append each run's result to this JSON-lines file")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -107,9 +132,11 @@ def main() -> None:
               "note": "timings on a shared 2-core CPU under contention: upper bounds", "datasets": {}}
     for name in args.datasets.split(","):
         split, metric, floor, published = DATASETS[name]
-        entry = {"split": split, "metric": metric, "floor": floor, "chemprop_published": published,
-                 "featurisation": featurisation_speed(name), "runs": {}}
-        for model in ("dmpnn",) + (() if args.no_forest else ("random_forest",)):
+        entry = {"split": split, "metric": metric, "floor": floor, "chemprop_published": published, "runs": {}}
+        if not args.skip_medai:
+            entry["featurisation"] = featurisation_speed(name)
+        models = () if args.skip_medai else ("dmpnn",) + (() if args.no_forest else ("random_forest",))
+        for model in models:
             runs = []
             for seed in seeds:
                 runs.append(run_one(name, model, seed, 1))
@@ -119,10 +146,26 @@ def main() -> None:
                     with args.partial.open("a") as handle:
                         handle.write(json.dumps(line) + "\n")
             entry["runs"][model] = {"test": summarise([r["test"] for r in runs]), "per_seed": runs}
-        ours = entry["runs"]["dmpnn"]["test"]["mean"]
-        entry["floor_holds"] = ours >= floor if metric == "auroc" else ours <= floor
-        entry["max_wall_seconds"] = max(r["wall_seconds"] for r in entry["runs"]["dmpnn"]["per_seed"])
-        if args.chemprop_python:
+        if args.chemprop_accuracy:
+            runs = []
+            for seed in seeds:
+                runs.append({"seed": seed, **chemprop_accuracy(args.chemprop_accuracy, name, seed)})
+                line = {"dataset": name, "model": "chemprop_v2", **runs[-1]}
+                print(json.dumps(line), file=sys.stderr, flush=True)
+                if args.partial:
+                    with args.partial.open("a") as handle:
+                        handle.write(json.dumps(line) + "\n")
+            scored = [r["test"] for r in runs if "error" not in r and r.get("test") is not None]
+            entry["runs"]["chemprop_v2"] = {"test": summarise(scored) if scored else None, "per_seed": runs}
+        if "dmpnn" in entry["runs"]:
+            ours = entry["runs"]["dmpnn"]["test"]["mean"]
+            entry["floor_holds"] = ours >= floor if metric == "auroc" else ours <= floor
+            entry["max_wall_seconds"] = max(r["wall_seconds"] for r in entry["runs"]["dmpnn"]["per_seed"])
+            theirs = (entry["runs"].get("chemprop_v2") or {}).get("test")
+            if theirs:
+                entry["floor_vs_chemprop_same_splits"] = (ours >= theirs["mean"] if metric == "auroc"
+                                                          else ours <= theirs["mean"])
+        if args.chemprop_python and not args.skip_medai:
             ours_speed = statistics.fmean(r["train_molecules_per_second"] for r in entry["runs"]["dmpnn"]["per_seed"])
             entry["training_speed"] = {"medai_dmpnn_molecules_per_second": round(ours_speed, 1),
                                        "chemprop_v2": chemprop_speed(args.chemprop_python, name, 3)}
