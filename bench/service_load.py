@@ -11,8 +11,10 @@ Prints one JSON document:
    context: latency below the service's capacity): p50/p99 latency, throughput, errors. Beside it, the model's raw
    batched inference rate, timed before the server starts (batch 64; on one torch thread, as the server's
    inference process runs it while the other core serves HTTP, and on every core), both the bare calibrated
-   forward pass and the forward pass plus the OOD check. (httpx's async client, tried first, spent as much CPU as
-   the server on this 2-core machine.) Then the audit checks: every successful
+   forward pass and the forward pass plus the OOD check. The clients run in a fresh process of their own (this one
+   holds torch and the trained model, whose garbage-collector pauses would count as the server's latency);
+   httpx's async client, tried first, spent as much CPU as the server on this 2-core machine. Then the audit
+   checks: every successful
    prediction has exactly one ``predict``/``ok`` audit entry with its input's SHA-256 (each request's PNG is made
    unique by a text chunk, so hashes differ), and editing one entry makes ``verify_chain`` fail.
 2. **Security battery** (:func:`security_battery`, also run by tests/service/test_security_battery.py through
@@ -432,7 +434,7 @@ _REQUEST_NUMBERS = itertools.count()
 
 
 async def load(base_url: str, token: str, model: str, png: bytes, clients: int, seconds: float,
-               rate: float | None = None) -> dict:
+               rate: float | None = None, run_number: int | None = None) -> dict:
     """``clients`` concurrent aiohttp clients posting PNGs for ``seconds``.
 
     Without ``rate`` each client sends its next request as soon as the last is answered (closed loop: the
@@ -448,7 +450,8 @@ async def load(base_url: str, token: str, model: str, png: bytes, clients: int, 
     latencies: list[float] = []
     errors: dict[str, int] = {}
     digests: list[str] = []
-    counter = next(_REQUEST_NUMBERS) * 10_000_000  # each run numbers its PNGs apart, so every input hash differs
+    run_number = next(_REQUEST_NUMBERS) if run_number is None else run_number
+    counter = run_number * 10_000_000  # each run numbers its PNGs apart, so every input hash differs
     interval = clients / rate if rate else 0.0
     begin_all = time.perf_counter()
     stop_at = begin_all + seconds
@@ -492,6 +495,30 @@ async def load(base_url: str, token: str, model: str, png: bytes, clients: int, 
             "throughput_per_s": round(len(latencies) / wall, 1), "p50_ms": round(percentile(ms, 50), 1),
             "p90_ms": round(percentile(ms, 90), 1), "p99_ms": round(percentile(ms, 99), 1),
             "max_ms": round(max(ms), 1) if ms else None, "_digests": digests}
+
+
+def load_in_child(base_url: str, token: str, model: str, png: bytes, clients: int, seconds: float,
+                  rate: float | None = None) -> dict:
+    """:func:`load` in a fresh Python process holding only the clients. This process holds torch, the trained
+    model and a copy of the app: its garbage collector's full passes (a quarter of a second each) would stall
+    the clients and be charged to the server as latency."""
+    job = {"base_url": base_url, "token": token, "model": model, "png": base64.b64encode(png).decode("ascii"),
+           "clients": clients, "seconds": seconds, "rate": rate, "run_number": next(_REQUEST_NUMBERS)}
+    done = subprocess.run([sys.executable, __file__, "--load-client"], input=json.dumps(job), capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=3 * seconds + 300,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the load client failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _load_client() -> None:
+    """The ``--load-client`` process: a job from standard input, the result as one JSON line."""
+    import asyncio
+
+    job = json.loads(sys.stdin.read())
+    job["png"] = base64.b64decode(job["png"])
+    print(json.dumps(asyncio.run(load(**job))))
 
 
 def audit_counts(database, model: str, after_id: int) -> tuple[dict[str, int], list[str], int]:
@@ -605,9 +632,12 @@ def main() -> None:
     parser.add_argument("--skip-battery", action="store_true")
     parser.add_argument("--skip-schemathesis", action="store_true")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--load-client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         return serve(args.serve)
+    if args.load_client:
+        return _load_client()
 
     import asyncio
     import io
@@ -671,7 +701,7 @@ def main() -> None:
                             "paced_at_a_quarter": 0.25 * raw["forward_images_per_s"]}  # context: latency below capacity
                     digests = []
                     for key, rate in runs.items():
-                        result = asyncio.run(load(base, tokens["cleo"], "breast", png, args.clients, args.seconds, rate))
+                        result = load_in_child(base, tokens["cleo"], "breast", png, args.clients, args.seconds, rate)
                         digests += result.pop("_digests")
                         result["fraction_of_raw_forward"] = round(result["throughput_per_s"] / raw["forward_images_per_s"], 4)
                         result["fraction_of_raw_forward_and_ood"] = round(
