@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
-import importlib.util
 import json
 import os
 import re
@@ -27,16 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
 METRICS = {"classification": ("auroc", "roc"), "regression": ("rmse", "rmse")}  # medai's name, chemprop's name
-
-
-def _bench_module(name: str):
-    """A sibling bench script as a module (bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_inputs(table, indices: dict, folder: Path) -> tuple[Path, Path]:
@@ -139,7 +129,10 @@ def chemprop_accuracy(chemprop: str, name: str, seed: int, epochs: int | None = 
         from medai.chem import load_molecule_dataset
         from medai.tasks.molecular_property import split_table
 
-        split = split or _bench_module("molecular_property").DATASETS[name][0]
+        if split is None:  # run as a script: bench/ is on the path
+            from molecular_property import DATASETS
+
+            split = DATASETS[name][0]
         table = load_molecule_dataset(name)
         indices = split_table(table, split, seed)
         kinds = set(table.task_types)

@@ -20,8 +20,6 @@ Floors (issue 5): mean over seeds 0, 1, 2 of the test metric, each training run 
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib.util
 import json
 import statistics
 import subprocess
@@ -50,20 +48,13 @@ DATASETS = {
     "lipo": ("random", "rmse", 0.555, 0.555),
 }
 CHEMPROP_SCRIPT = Path(__file__).with_name("chemprop_speed.py")
-CHEMPROP_ACCURACY = Path(__file__).with_name("chemprop_accuracy.py")
-
-
-@functools.cache
-def _chemprop_accuracy_module():
-    spec = importlib.util.spec_from_file_location("bench_chemprop_accuracy", CHEMPROP_ACCURACY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def chemprop_accuracy(chemprop: str, name: str, seed: int) -> dict:
     """chemprop v2 (default hyper-parameters) on our split of ``name`` for ``seed``: bench/chemprop_accuracy.py."""
-    return _chemprop_accuracy_module().chemprop_accuracy(chemprop, name, seed, split=DATASETS[name][0])
+    import chemprop_accuracy as accuracy  # the sibling script (bench/ is on the path when this runs as a script)
+
+    return accuracy.chemprop_accuracy(chemprop, name, seed, split=DATASETS[name][0])
 
 
 def featurisation_speed(name: str) -> dict:

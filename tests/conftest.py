@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from pathlib import Path
 
@@ -9,6 +11,15 @@ import numpy as np
 import pytest
 
 from medai import settings
+
+
+@functools.cache
+def bench_module(name: str):
+    """``bench/<name>.py`` as a module (bench/ is a folder of scripts, not a package), loaded once."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).resolve().parents[1] / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_images(n: int, size: int = 16, seed: int = 0, channels: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -6,8 +6,6 @@ No chemprop needed: the helpers are exercised on a tiny synthetic table and hand
 from __future__ import annotations
 
 import csv
-import functools
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -16,15 +14,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "chemprop_accuracy.py"
+from tests.conftest import bench_module
 
 
-@functools.cache
 def bench():
-    spec = importlib.util.spec_from_file_location("chemprop_accuracy_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("chemprop_accuracy")
 
 
 def tiny_table():

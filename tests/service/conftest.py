@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
-import importlib.util
 import io
 import secrets
 import shutil
@@ -29,22 +27,15 @@ pytest.importorskip("fastapi", reason="the service needs the serve extra: pip in
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.conftest import write_npz
+from tests.conftest import bench_module, write_npz
 
 PASSWORD = secrets.token_urlsafe(16)  # made per run: no credential lives in the source
 USERS = {"ada": "admin", "rhea": "researcher", "cleo": "clinician"}
 
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "service_load.py"
-
-
-@functools.cache
 def service_bench():
     """bench/service_load.py as a module: its security battery and its lab-values table serve the tests too."""
-    spec = importlib.util.spec_from_file_location("service_load_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("service_load")
 
 
 def write_labs(path: Path, n: int = 80, seed: int = 0) -> Path:
