@@ -29,8 +29,9 @@ import numpy as np
 METRICS = {"classification": ("auroc", "roc"), "regression": ("rmse", "rmse")}  # medai's name, chemprop's name
 
 
-def write_inputs(table, indices: dict, folder: Path) -> tuple[Path, Path]:
-    """Write ``data.csv`` (smiles + one column per task, missing labels empty) and ``splits.json`` into folder.
+def write_inputs(table, indices: dict, folder: Path, smiles: list[str] | None = None) -> tuple[Path, Path]:
+    """Write ``data.csv`` (smiles + one column per task, missing labels empty) and ``splits.json`` into folder;
+    ``smiles`` replaces the table's (standardised) SMILES, one per molecule, e.g. the file's own.
 
     Row i of the CSV's data (header excluded) is molecule i of the table, so the split's indices are used as they are.
     """
@@ -40,8 +41,8 @@ def write_inputs(table, indices: dict, folder: Path) -> tuple[Path, Path]:
     with data.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["smiles", *table.task_names])
-        for smiles, row in zip(table.smiles, labels):
-            writer.writerow([smiles, *("" if np.isnan(v) else f"{v:.9g}" for v in row)])
+        for text, row in zip(table.smiles if smiles is None else smiles, labels):
+            writer.writerow([text, *("" if np.isnan(v) else f"{v:.9g}" for v in row)])
     splits.write_text(json.dumps([{part: [int(i) for i in indices[part]] for part in ("train", "val", "test")}]))
     return data, splits
 
@@ -114,12 +115,15 @@ def _epochs_run(output: Path, epochs: int | None) -> int | None:
     return epochs
 
 
-def chemprop_accuracy(chemprop: str, name: str, seed: int, epochs: int | None = None, split: str | None = None) -> dict:
+def chemprop_accuracy(chemprop: str, name: str, seed: int, epochs: int | None = None, split: str | None = None,
+                      input_smiles: bool = False) -> dict:
     """Train chemprop v2 (defaults) on medai's split of dataset ``name`` for ``seed``; its test metric and timing.
 
     Args:
         chemprop: path of the ``chemprop`` CLI of a venv holding chemprop v2.
         split: ``random`` or ``scaffold``; by default the dataset's split in bench/molecular_property.py's DATASETS.
+        input_smiles: give chemprop each molecule's SMILES as the file has it, not medai's standardised one (same
+            molecules, labels and split: what standardisation changes for chemprop).
 
     Returns:
         ``{"chemprop_version", "test", "epochs", "wall_seconds", "split", "seed", "n_train", "n_val", "n_test"}``,
@@ -141,7 +145,8 @@ def chemprop_accuracy(chemprop: str, name: str, seed: int, epochs: int | None = 
         task_type = kinds.pop()
         test = np.asarray(indices["test"])
         with tempfile.TemporaryDirectory(prefix="chemprop_accuracy_") as tmp:
-            data, splits = write_inputs(table, indices, Path(tmp))
+            smiles = list(table.input_smiles) if input_smiles else list(table.smiles)
+            data, splits = write_inputs(table, indices, Path(tmp), smiles)
             output = Path(tmp) / "out"
             start = time.perf_counter()
             done = subprocess.run(chemprop_command(chemprop, data, splits, output, task_type, seed, table.task_names,
@@ -151,12 +156,13 @@ def chemprop_accuracy(chemprop: str, name: str, seed: int, epochs: int | None = 
             predictions_file = output / "model_0" / "test_predictions.csv"
             if done.returncode != 0 or not predictions_file.exists():
                 return {"error": _last_line(done.stderr or done.stdout)}
-            predictions = read_predictions(predictions_file, [table.smiles[i] for i in test], table.task_names)
+            predictions = read_predictions(predictions_file, [smiles[i] for i in test], table.task_names)
             epochs_run = _epochs_run(output, epochs)
         return {"chemprop_version": chemprop_version(chemprop),
                 "test": score_predictions(predictions, table.labels[test], table.task_types),
                 "metric": METRICS[task_type][0], "epochs": epochs_run, "wall_seconds": round(seconds, 1),
-                "split": split, "seed": seed, "n_train": len(indices["train"]), "n_val": len(indices["val"]),
+                "split": split, "seed": seed, "smiles": "input" if input_smiles else "standardised",
+                "n_train": len(indices["train"]), "n_val": len(indices["val"]),
                 "n_test": len(test)}
     except Exception as error:  # a benchmark row records the failure instead of stopping the run
         return {"error": f"{type(error).__name__}: {error}"}
@@ -168,9 +174,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chemprop", default="/tmp/cp/bin/chemprop", help="chemprop v2 CLI (separate venv)")
     parser.add_argument("--epochs", type=int, help="chemprop's default (50) unless given")
+    parser.add_argument("--input-smiles", action="store_true",
+                        help="the file's own SMILES instead of medai's standardised ones (same molecules and split)")
     args = parser.parse_args()
     print(json.dumps({"dataset": args.dataset, **chemprop_accuracy(args.chemprop, args.dataset, args.seed,
-                                                                   args.epochs)}))
+                                                                   args.epochs, input_smiles=args.input_smiles)}))
 
 
 if __name__ == "__main__":

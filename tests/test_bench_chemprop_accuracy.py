@@ -37,6 +37,15 @@ def test_write_inputs_rows_follow_the_table_and_splits_index_data_rows(tmp_path)
     assert json.loads(splits.read_text()) == [{"train": [3, 0], "val": [1], "test": [2]}]
 
 
+def test_write_inputs_can_give_the_files_own_smiles_for_the_same_rows(tmp_path):
+    indices = {"train": np.array([3, 0]), "val": np.array([1]), "test": np.array([2])}
+    own = ["[O-]CC.[Na+]", "c1ccccc1", "CC(=O)[O-]", "C[NH3+]"]
+    data, _ = bench().write_inputs(tiny_table(), indices, tmp_path, smiles=own)
+    with data.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert [row[0] for row in rows[1:]] == own and rows[1][1:] == ["1", ""]  # labels stay with their molecule
+
+
 def test_regression_labels_round_trip_float32(tmp_path):
     table = SimpleNamespace(smiles=["C", "CC"], labels=np.array([[-0.77], [1.0e-3]], dtype=np.float32),
                             task_names=("log_solubility",), task_types=("regression",))
