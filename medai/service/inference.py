@@ -408,8 +408,10 @@ class Inference:
                     continue
                 lane.arrived.clear()
                 arrival = asyncio.ensure_future(lane.arrived.wait())
-                done, _ = await asyncio.wait({*running, arrival}, return_when=asyncio.FIRST_COMPLETED)
-                arrival.cancel()
+                try:
+                    done, _ = await asyncio.wait({*running, arrival}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    arrival.cancel()  # also when this drain is cancelled: no waiter left behind
                 running -= done
         finally:
             for task in running:  # only when this drain itself is cancelled (server shutting down)

@@ -274,3 +274,29 @@ def test_a_cached_identity_never_outlives_its_access_token(tmp_path):
     time.sleep(1.7)  # past the token's expiry, well within the cache's 300 s
     response = svc.client.post(path, json={"records": [{"a": 1}]}, headers=headers)
     assert response.status_code == 401 and "expired" in response.json()["detail"]
+
+
+def test_a_cancelled_drain_leaves_no_task_behind(tmp_path):
+    from pathlib import Path
+
+    from medai.service.inference import Inference
+    from medai.service.registry import BundleCache, VersionRef
+
+    inference = Inference(BundleCache(), max_batch=64, chunk=4, processes=1)
+    version = VersionRef(1, "m", 1, "0" * 64, "image-classification", "production", str(tmp_path))
+
+    async def slow_batch(_version, sources):  # a batch still running when the server shuts down
+        await asyncio.sleep(30)
+
+    inference._run_batch = slow_batch
+
+    async def scenario():
+        request = asyncio.ensure_future(inference.predict(version, Path(tmp_path / "a.png"), "a.png", batchable=True))
+        await asyncio.sleep(0.02)
+        inference._lanes[version.id].drain.cancel()  # as the event loop does at shutdown
+        await asyncio.sleep(0.02)
+        left = [task for task in asyncio.all_tasks() if task not in (asyncio.current_task(), request)]
+        request.cancel()
+        return left
+
+    assert asyncio.run(scenario()) == []
