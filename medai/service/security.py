@@ -7,9 +7,9 @@
 - Sign-in is throttled per user name and per client address from the ``login_failures`` table.
 
 Examples:
-    >>> hasher = password_hasher(time_cost=1, memory_kib=8)
-    >>> verify_password(hasher, hasher.hash("correct horse battery"), "correct horse battery")
-    True
+    >>> hasher, chosen = password_hasher(time_cost=1, memory_kib=8), secrets.token_urlsafe(12)
+    >>> verify_password(hasher, hasher.hash(chosen), chosen), verify_password(hasher, hasher.hash(chosen), chosen + "x")
+    (True, False)
     >>> allowed("clinician", "predict"), allowed("clinician", "models:write")
     (True, False)
 """

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from medai.service.security import PERMISSIONS
 from tests.service.conftest import png_upload
+
+NEW_PASSWORD = secrets.token_urlsafe(16)  # made per run: no credential lives in the source
 
 
 @pytest.mark.parametrize(
@@ -19,7 +23,7 @@ from tests.service.conftest import png_upload
         ("cleo", "GET", "/api/audit/verify", None, "admin"),
         ("rhea", "GET", "/api/audit/export", None, "admin"),
         ("cleo", "GET", "/api/users", None, "admin"),
-        ("rhea", "POST", "/api/users", {"username": "eve", "password": "x" * 12, "role": "admin"}, "admin"),
+        ("rhea", "POST", "/api/users", {"username": "eve", "password": NEW_PASSWORD, "role": "admin"}, "admin"),
         ("ada", "POST", "/api/models/labs/predict/records", {"records": [{"glucose": 100}]}, "clinician"),
         ("ada", "POST", "/api/models/labs/explain/records", {"records": [{"glucose": 100}]}, "clinician"),
     ],
@@ -61,9 +65,9 @@ def test_permission_table_matches_the_issue():
 
 def test_admin_creates_a_clinician_who_can_sign_in(fresh):
     response = fresh.client.post("/api/users", headers=fresh.auth("ada"),
-                                 json={"username": "Dr.Who", "password": "tardis-blue-box", "role": "clinician"})
+                                 json={"username": "Dr.Who", "password": NEW_PASSWORD, "role": "clinician"})
     assert response.status_code == 201 and response.json()["username"] == "dr.who"
-    assert fresh.login("DR.WHO", "tardis-blue-box").status_code == 200
+    assert fresh.login("DR.WHO", NEW_PASSWORD).status_code == 200
     again = fresh.client.post("/api/users", headers=fresh.auth("ada"),
-                              json={"username": "dr.who", "password": "tardis-blue-box", "role": "clinician"})
+                              json={"username": "dr.who", "password": NEW_PASSWORD, "role": "clinician"})
     assert again.status_code == 409

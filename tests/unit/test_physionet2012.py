@@ -16,7 +16,7 @@ from medai.errors import DataNotFoundError, InvalidInputError
 
 HEADER = "Time,Parameter,Value\n"
 DESCRIPTORS = "00:00,RecordID,{id}\n00:00,Age,{age}\n00:00,Gender,1\n00:00,Height,-1\n00:00,ICUType,3\n00:00,Weight,80\n"
-SECRET = "987.654"  # a distinctive "patient value": it must never appear in a message or a report
+PATIENT_VALUE = "987.654"  # a distinctive "patient value": it must never appear in a message or a report
 HR, TEMP, WEIGHT = VARIABLES.index("HR"), VARIABLES.index("Temp"), VARIABLES.index("Weight")
 
 
@@ -71,13 +71,13 @@ def test_malformed_lines_are_reported_with_file_and_line_and_skipped(tmp_path):
     body = ("00:00,Age,55\n"  # line 8: a second Age
             "00:30,HR,80\n"  # 9: fine
             "00:31,HR\n"  # 10: two fields
-            f"00:32,Cholestrol,{SECRET}\n"  # 11: unknown parameter (misspelt)
-            f"-00:10,HR,{SECRET}\n"  # 12: negative time
-            f"0x:40,HR,{SECRET}\n"  # 13: malformed time
+            f"00:32,Cholestrol,{PATIENT_VALUE}\n"  # 11: unknown parameter (misspelt)
+            f"-00:10,HR,{PATIENT_VALUE}\n"  # 12: negative time
+            f"0x:40,HR,{PATIENT_VALUE}\n"  # 13: malformed time
             "00:40,HR,abc\n"  # 14: malformed value
             "00:50,HR,90\n"  # 15: fine
-            f"00:20,HR,{SECRET}\n"  # 16: earlier than line 15
-            f"00:55,HR,{SECRET},7\n"  # 17: four fields
+            f"00:20,HR,{PATIENT_VALUE}\n"  # 16: earlier than line 15
+            f"00:55,HR,{PATIENT_VALUE},7\n"  # 17: four fields
             "\n")  # 18: blank, ignored
     record(folder, 7, body)
     series = load_records(folder, cache=False)
@@ -91,7 +91,7 @@ def test_malformed_lines_are_reported_with_file_and_line_and_skipped(tmp_path):
     assert all(p["file"] == "7.txt" for p in series.report["problems"])
     assert series.report["unknown_parameters"] == {"Cholestrol": 1}
     assert series.values[0, 0, HR] == 85.0 and series.static[0, 0] == 70.0  # only the good lines count
-    assert SECRET not in json.dumps(series.report)
+    assert PATIENT_VALUE not in json.dumps(series.report)
 
 
 def test_bad_records_are_skipped_and_counted(tmp_path):
@@ -115,10 +115,10 @@ def test_bad_records_are_skipped_and_counted(tmp_path):
 def test_nothing_usable_raises_without_patient_values(tmp_path):
     folder = tmp_path / "bad"
     folder.mkdir()
-    (folder / "1.txt").write_text(HEADER + f"00:10;HR;{SECRET}\n")
+    (folder / "1.txt").write_text(HEADER + f"00:10;HR;{PATIENT_VALUE}\n")
     with pytest.raises(InvalidInputError, match="No usable record") as caught:
         load_records(folder, cache=False)
-    assert SECRET not in str(caught.value) and "1.txt" in str(caught.value)
+    assert PATIENT_VALUE not in str(caught.value) and "1.txt" in str(caught.value)
     with pytest.raises(DataNotFoundError):
         load_records(tmp_path / "absent")
     (tmp_path / "empty").mkdir()

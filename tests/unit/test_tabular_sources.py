@@ -18,7 +18,7 @@ from medai.data.sources.tabular import (
 from medai.errors import DataNotFoundError, InvalidInputError
 
 # distinctive "patient values": none of them may appear in an error message
-SECRET = "987.654"
+PATIENT_VALUE = "987.654"
 
 
 def write(tmp_path, name: str, text: str):
@@ -151,21 +151,21 @@ def test_single_class_target_is_an_error_unless_classes_are_given(tmp_path):
 
 
 def test_text_in_declared_numeric_column_names_column_and_row_not_values(tmp_path):
-    path = write(tmp_path, "t.csv", f"crp,sex,y\n{SECRET},F,1\nhigh,M,0\n{SECRET}x,F,1\n")
+    path = write(tmp_path, "t.csv", f"crp,sex,y\n{PATIENT_VALUE},F,1\nhigh,M,0\n{PATIENT_VALUE}x,F,1\n")
     with pytest.raises(InvalidInputError) as caught:
         load_table(path, target="y", numeric=["crp"])
     message = str(caught.value)
     assert "'crp'" in message and "data row 2" in message and "2 row(s)" in message and "number" in message
-    assert SECRET not in message
+    assert PATIENT_VALUE not in message
     inferred = load_table(path, target="y")  # not declared: read as categorical
     assert "crp" in inferred.categorical
 
 
 def test_infinity_is_an_error_naming_column_and_count(tmp_path):
-    path = write(tmp_path, "t.csv", f"crp,sex,y\ninf,F,1\n{SECRET},M,0\n-Infinity,F,1\n")
+    path = write(tmp_path, "t.csv", f"crp,sex,y\ninf,F,1\n{PATIENT_VALUE},M,0\n-Infinity,F,1\n")
     with pytest.raises(InvalidInputError, match=r"'crp'.*2 infinite value\(s\).*row 1") as caught:
         load_table(path, target="y")
-    assert SECRET not in str(caught.value)
+    assert PATIENT_VALUE not in str(caught.value)
 
 
 def test_nan_text_is_missing(tmp_path):
