@@ -4,7 +4,7 @@ Prints one JSON document:
 
 1. **Load**: the app on uvicorn in a subprocess on a loopback port, with a registered BreastMNIST image classifier
    (trained here with ``epochs=2, ensemble=1`` unless ``--bundle`` is given); ``--clients`` concurrent aiohttp
-   clients post PNG images to ``/api/models/breast/predict/file`` for ``--seconds``, twice: in a closed loop (each
+   clients post PNG images to ``/api/models/breast/predict/file`` for ``--seconds``, four times: in a closed loop (each
    client sends again as soon as it is answered: the saturation throughput), paced at half the one-thread raw rate
    in all (``--rate`` to choose another; latency counted from each request's scheduled time), paced at half the
    all-cores raw rate (the stricter reading of the floor), then paced at a quarter of the one-thread rate (for
@@ -383,7 +383,7 @@ def raw_batched_rate(bundle_path: Path, npz: Path, batch: int = 64, seconds: flo
                      threads: int = 1) -> dict:
     """Images/s of the bundle's calibrated forward pass on batches of ``batch`` test images, and with the OOD check,
     on ``threads`` torch threads: the best of ``repeats`` timings (this shared machine's speed drifts; the best is
-    the strictest yardstick). Measured before the server starts, with nothing else running."""
+    the strictest yardstick). ``main`` times it before the server starts, so that nothing else runs meanwhile."""
     import torch
 
     from medai.bundle import load_bundle
@@ -624,7 +624,8 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, help="a trained BreastMNIST image-classification bundle")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--rate", type=float, help="requests/s in all (paced clients); default: closed loop")
+    parser.add_argument("--rate", type=float,
+                        help="requests/s in all of the 'paced' run (default: half the one-thread raw rate)")
     parser.add_argument("--max-upload-bytes", type=int, default=1024 * 1024)
     parser.add_argument("--schemathesis-examples", type=int, default=10)
     parser.add_argument("--schemathesis-seconds", type=float, default=300)
@@ -690,7 +691,6 @@ def main() -> None:
                           for u in USERS}
                 headers = {role: {"Authorization": f"Bearer {tokens[u]}"} for u, role in USERS.items()}
                 if not args.skip_load:
-                    _, _, last_id = audit_counts(services.database, "breast", 0)
                     asyncio.run(load(base, tokens["cleo"], "breast", png, min(args.clients, 5), 3))  # warm-up
                     _, _, last_id = audit_counts(services.database, "breast", 0)
                     raw, machine = report["raw_batched_inference"], report["raw_batched_inference_all_cores"]

@@ -355,7 +355,7 @@ class Inference:
         self._lanes: dict[int, _Lane] = {}  # per model version: its queued image requests
 
     def close(self) -> None:
-        """Stop the inference process, if one was started."""
+        """Stop the inference processes, if they were started."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)  # the running batch (under a second) finishes
             self._pool = None
@@ -486,7 +486,7 @@ class Inference:
         return {"chunk": self.chunk} if self._spec(loaded)["kind"] == "image" else {}
 
     def _predict_raw(self, version, sources: list[Path]) -> list[dict]:
-        """The task's results for several image files in one call (errors not translated: see ``_answer``)."""
+        """The task's results for input files in one call (errors not translated: see ``_answer``)."""
         from medai import api
 
         loaded = self._loaded(version)
@@ -494,12 +494,10 @@ class Inference:
             return api.predict(loaded.bundle, sources, **self._options(loaded))
 
     def _predict(self, version, sources: list[Path], display_name: str) -> list[dict]:
-        from medai import api
-
-        loaded = self._loaded(version)
+        """:meth:`_predict_raw` with the task's errors as 4xx/5xx answers and the results cleaned."""
         source = sources[0]
-        with loaded.lock, task_errors(source.parent):
-            results = api.predict(loaded.bundle, sources, **self._options(loaded))
+        with task_errors(source.parent):
+            results = self._predict_raw(version, sources)
         if not results:
             raise Unprocessable("No usable record in the input (every field missing, or no rows).")
         return [clean(result, source, display_name) for result in results]

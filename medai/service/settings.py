@@ -45,7 +45,7 @@ class ServiceSettings(BaseSettings):
     inference_chunk: int = Field(8, ge=1, le=1024)  # images per (padded) forward pass when answering requests
     inference_processes: int = Field(1, ge=0, le=64)  # batched image predictions run in this many processes of
     #   their own (started on first use; the web server's interpreter lock is then free for requests), one batch
-    #   per process at once; 0: in worker threads
+    #   running per process and the next waiting in its pipe; 0: in worker threads
     freeze_heap: bool = True  # keep long-lived objects (imports, the app, loaded bundles) out of the garbage
     #   collector's full passes, which otherwise stop the server for ~250 ms (medai.service.heap); tests that
     #   build many apps in one process turn it off

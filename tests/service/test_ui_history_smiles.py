@@ -116,11 +116,16 @@ def test_history_explain_names_the_codes_behind_a_class(svc):
     ([{"diagnose": "4019"}], "Did you mean 'diagnoses'?"),
 ])  # fmt: skip
 def test_bad_histories_get_a_clear_422_without_the_codes(svc, records, words):
+    refused_clearly(svc, "drugrec", records, words, hidden=("99999", "38-93", "/tmp"))
+
+
+def refused_clearly(svc, model: str, records: list[dict], words: str, hidden: tuple[str, ...]) -> None:
+    """Both predict and explain answer 422 with ``words`` in the message and none of ``hidden`` (inputs, paths)."""
     for action in ("predict", "explain"):
-        response = post(svc, f"/api/models/drugrec/{action}/records", records)
+        response = post(svc, f"/api/models/{model}/{action}/records", records)
         assert response.status_code == 422, response.text
         detail = response.json()["detail"]
-        assert words in detail and "99999" not in detail and "38-93" not in detail and "/tmp" not in detail
+        assert words in detail and not any(text in detail for text in hidden), detail
 
 
 def test_explaining_a_class_that_was_not_recommended_is_refused(svc):
@@ -164,10 +169,7 @@ def test_smiles_predict_takes_several_molecules(svc):
     ([{"smile": "CCO"}], "Did you mean 'smiles'?"),
 ])  # fmt: skip
 def test_bad_smiles_get_a_clear_422_without_the_smiles(svc, records, words):
-    for action in ("predict", "explain"):
-        response = post(svc, f"/api/models/molprops/{action}/records", records)
-        assert response.status_code == 422, response.text
-        assert words in response.json()["detail"] and "C1CC(N" not in response.json()["detail"]
+    refused_clearly(svc, "molprops", records, words, hidden=("C1CC(N",))
 
 
 # -- in a browser --------------------------------------------------------------------------------------------------
