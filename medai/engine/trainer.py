@@ -70,6 +70,9 @@ class TrainerConfig:
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
     num_threads: int | None = None  # CPU threads; None: all cores (divided across local ranks)
     eval_batch_size: int = 64  # inference chunk; the last chunk is padded, so outputs never depend on batch-mates
+    # smaller sizes the last chunk may be padded to instead (the smallest that holds it): only sizes at which
+    # batch_invariant_sizes() found the model's outputs the same as in a full chunk (less padded work)
+    eval_pad_sizes: tuple[int, ...] = ()
     progress: bool = True  # show a progress bar with ETA
     privacy: dict | None = None  # differential privacy (medai.privacy.dp.PrivacySettings fields); None trains without
 
@@ -82,6 +85,8 @@ class TrainerConfig:
             raise InvalidInputError(f"The 'learning_rate' parameter must be > 0; got {self.learning_rate!r}.")
         if self.patience is not None and self.patience < 1:
             raise InvalidInputError(f"The 'patience' parameter must be >= 1 or None; got {self.patience!r}.")
+        if any(not isinstance(size, int) or size < 1 for size in self.eval_pad_sizes):
+            raise InvalidInputError(f"The 'eval_pad_sizes' parameter must hold ints >= 1; got {self.eval_pad_sizes!r}.")
         resolve_device(self.device)
         return self
 
@@ -240,7 +245,8 @@ class Trainer:
         for begin in range(0, len(dataset), size):
             chunk = {k: v[begin : begin + size].to(self.device) for k, v in inputs.items()}
             count = len(next(iter(chunk.values())))
-            padded = {k: torch.cat([v, v[:1].expand(size - count, *v.shape[1:])]) for k, v in chunk.items()}
+            target = self._padded_size(count, size)
+            padded = {k: torch.cat([v, v[:1].expand(target - count, *v.shape[1:])]) for k, v in chunk.items()}
             outputs.append(model(padded)["logits"][:count].float().cpu())
         return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), np.float32)
 
@@ -269,13 +275,17 @@ class Trainer:
 
     # -- internals --------------------------------------------------------------------------------------------
 
+    def _padded_size(self, count: int, size: int) -> int:
+        """The batch size a chunk of ``count`` records is padded to (see ``TrainerConfig.eval_pad_sizes``)."""
+        return min([s for s in self.config.eval_pad_sizes if count <= s < size] + [size])
+
     def _predict_collated(self, model: nn.Module, dataset: CollatedDataset, size: int) -> np.ndarray:
         """``predict`` for a CollatedDataset: fixed-size chunks, the last padded with its first sample."""
         outputs = []
         for begin in range(0, len(dataset), size):
             index = np.arange(begin, min(begin + size, len(dataset)))
             count = len(index)
-            padded = np.concatenate([index, np.full(size - count, index[0])])
+            padded = np.concatenate([index, np.full(self._padded_size(count, size) - count, index[0])])
             batch = {k: v.to(self.device) for k, v in dataset.collate(padded).items() if k != "label"}
             outputs.append(model(batch)["logits"][:count].float().cpu())
         return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), np.float32)
@@ -403,6 +413,27 @@ class Trainer:
         result.resumed_from_epoch = len(result.history)
         best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         return result, best_state, meta["bad_epochs"]
+
+
+@torch.no_grad()
+def batch_invariant_sizes(model: nn.Module, batch: dict[str, torch.Tensor], sizes) -> tuple[int, ...]:
+    """The sizes n among ``sizes`` at which ``model`` (in eval mode) gives every one of the first n rows of
+    ``batch``, run as a batch of n, bitwise the same outputs as within the whole batch.
+
+    CPU kernels may pick another algorithm or summation order for another batch size (on this machine a compact
+    CNN's convolutions differ in the last bit between a batch of 1 and a batch of 8, not between 2, 4 and 8),
+    which is why inference pads its chunks to one fixed size. Padding a short last chunk only to one of the sizes
+    found here (``TrainerConfig(eval_pad_sizes=...)``) gives the same outputs with less work. The answer depends
+    on this machine's kernels, so check it where the model runs.
+    """
+    model.eval()
+    full = _logits(model(batch))
+    return tuple(n for n in sizes
+                 if n <= len(full) and torch.equal(_logits(model({k: v[:n] for k, v in batch.items()})), full[:n]))
+
+
+def _logits(output) -> torch.Tensor:
+    return output["logits"] if isinstance(output, dict) else output
 
 
 def _collated(dataset) -> bool:

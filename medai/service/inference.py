@@ -516,7 +516,7 @@ class Inference:
                 "explanation": clean(explanation, source, display_name), "image_png_base64": picture}
 
 
-_PROCESS_BUNDLES: OrderedDict = OrderedDict()  # in the inference process: bundles by folder, newest last
+_PROCESS_BUNDLES: OrderedDict = OrderedDict()  # in the inference process: (bundle, pad sizes) by folder, newest last
 
 
 def _start_inference_process(threads: int, parent: int) -> None:
@@ -543,16 +543,22 @@ def _predict_in_process(folder: str, checksum: str, sources: list[str], chunk: i
     from medai import api
     from medai.bundle import load_bundle
 
-    bundle = _PROCESS_BUNDLES.get(folder)
-    if bundle is None:
+    loaded = _PROCESS_BUNDLES.get(folder)
+    if loaded is None:
         bundle = load_bundle(folder)  # verifies the weights against config.json
-        _PROCESS_BUNDLES[folder] = bundle
+        pad_sizes = ()
+        if bundle.task == "image-classification":  # pad short batches less where results do not change
+            from medai.tasks.image_classification import inference_pad_sizes
+
+            pad_sizes = inference_pad_sizes(bundle, chunk)
+        loaded = _PROCESS_BUNDLES[folder] = (bundle, pad_sizes)
         while len(_PROCESS_BUNDLES) > 8:
             _PROCESS_BUNDLES.popitem(last=False)
         freeze_long_lived()
+    bundle, pad_sizes = loaded
     if bundle.config.get("weights_sha256") != checksum:
         raise BundleIntegrityError("The bundle differs from the one registered (checksum changed).")
-    return api.predict(bundle, [Path(s) for s in sources], chunk=chunk)
+    return api.predict(bundle, [Path(s) for s in sources], chunk=chunk, **({"pad_sizes": pad_sizes} if pad_sizes else {}))
 
 
 @dataclass

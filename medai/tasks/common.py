@@ -78,14 +78,16 @@ def validation_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def probabilities(model: nn.Module, dataset: Dataset, config: dict, trainer: Trainer | None = None,
-                  chunk: int | None = None) -> np.ndarray:
+                  chunk: int | None = None, pad_sizes: tuple[int, ...] = ()) -> np.ndarray:
     """Temperature-calibrated class probabilities, shape (n_samples, n_classes).
 
     ``chunk`` is the inference chunk (default ``TrainerConfig.eval_batch_size``): records are run in chunks of
     this size, the last one padded, so a record's output never depends on its batch-mates. A service answering
-    one image at a time uses a small chunk to avoid computing a mostly padded batch.
+    one image at a time uses a small chunk to avoid computing a mostly padded batch, and ``pad_sizes``
+    (``TrainerConfig.eval_pad_sizes``) checked with ``batch_invariant_sizes``.
     """
-    trainer = trainer or Trainer(TrainerConfig(progress=False, **({"eval_batch_size": chunk} if chunk else {})))
+    trainer = trainer or Trainer(TrainerConfig(progress=False, eval_pad_sizes=tuple(pad_sizes),
+                                               **({"eval_batch_size": chunk} if chunk else {})))
     logits = trainer.predict(model, dataset)
     return softmax(logits, config.get("calibration", {}).get("temperature", 1.0))
 

@@ -21,7 +21,7 @@ from medai.data.splits import stratified_split
 from medai.engine.calibration import fit_temperature
 from medai.engine.metrics import classification_metrics
 from medai.engine.plots import save_evaluation_plots
-from medai.engine.trainer import TrainerConfig
+from medai.engine.trainer import TrainerConfig, batch_invariant_sizes
 from medai.errors import DataNotFoundError, InvalidInputError, check_choice
 from medai.models import NETWORKS, Classifier
 from medai.tasks import image_card
@@ -286,16 +286,18 @@ def evaluate(bundle: ModelBundle, data: str | Path, split: str = "test", *, boot
     return metrics
 
 
-def predict(bundle: ModelBundle, inputs: list[str | Path], split: str = "test", *, chunk: int | None = None) -> list[dict]:
+def predict(bundle: ModelBundle, inputs: list[str | Path], split: str = "test", *, chunk: int | None = None,
+            pad_sizes: tuple[int, ...] = ()) -> list[dict]:
     """Label and class probabilities for image files, or for every image of one split of an npz/folder.
 
     Image files are read first and run through the network together, in chunks of ``chunk`` images (default
     64, and 256 for the OOD autoencoder; the last chunk is padded, so an image's result never depends on the
-    images predicted with it).
+    images predicted with it). ``pad_sizes`` are smaller sizes the network's last chunk may be padded to instead:
+    those :func:`inference_pad_sizes` found to give the same results on this machine.
     """
     results = []
     for dataset in _prediction_sets(bundle, [Path(item) for item in inputs], split):
-        probabilities = _probabilities(bundle.model, dataset, bundle.config, chunk=chunk)
+        probabilities = _probabilities(bundle.model, dataset, bundle.config, chunk=chunk, pad_sizes=pad_sizes)
         flags = ood_flags(bundle, dataset.inputs, chunk) or [None] * len(dataset)
         for record_id, row, flag in zip(dataset.ids, probabilities, flags):
             best = int(np.argmax(row))
@@ -308,6 +310,18 @@ def predict(bundle: ModelBundle, inputs: list[str | Path], split: str = "test", 
                 result["ood"] = flag
             results.append(result)
     return results
+
+
+def inference_pad_sizes(bundle: ModelBundle, chunk: int, seed: int = 0) -> tuple[int, ...]:
+    """The batch sizes 1, 2, 4 ... below ``chunk`` at which the bundle's network gives the same outputs, bit for
+    bit, as in a chunk of ``chunk`` (checked on random images of the bundle's input shape and value range, on
+    this machine's kernels): what :func:`predict` may pad a short chunk to. See
+    :func:`medai.engine.trainer.batch_invariant_sizes`."""
+    prep = bundle.config["preprocessing"]
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(chunk, prep["channels"], *prep["image_size"], generator=generator)  # inputs lie in [0, 1]
+    sizes = [1 << k for k in range(chunk.bit_length()) if 1 << k < chunk]
+    return batch_invariant_sizes(bundle.model, {bundle.model.input_key: images}, sizes)
 
 
 def _prediction_sets(bundle: ModelBundle, paths: list[Path], split: str) -> list[Dataset]:

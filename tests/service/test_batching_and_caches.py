@@ -300,3 +300,33 @@ def test_a_cancelled_drain_leaves_no_task_behind(tmp_path):
         return left
 
     assert asyncio.run(scenario()) == []
+
+
+def test_inference_process_pads_short_batches_less_with_the_same_results(bundles, tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    import medai
+    from medai.bundle import load_bundle
+    from medai.service import inference as module
+    from medai.tasks.image_classification import inference_pad_sizes
+
+    bundle = load_bundle(bundles["image"])
+    sizes = inference_pad_sizes(bundle, 8)
+    assert set(sizes) <= {1, 2, 4}  # checked on this machine's kernels, so any subset may come back
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(11):
+        paths.append(tmp_path / f"{index}.png")
+        Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(paths[-1])
+    monkeypatch.setattr(module, "freeze_long_lived", lambda: None)  # this is the test process, not a server's
+    module._PROCESS_BUNDLES.clear()
+    try:
+        for n in (1, 3, 11):  # the inference process's results are exactly those of fixed chunks of 8
+            got = module._predict_in_process(str(bundles["image"]), bundle.config["weights_sha256"],
+                                             [str(p) for p in paths[:n]], 8)
+            fixed = medai.predict(bundle, paths[:n], chunk=8)
+            assert [r["probabilities"] for r in got] == [r["probabilities"] for r in fixed]
+        assert module._PROCESS_BUNDLES[str(bundles["image"])][1] == sizes
+    finally:
+        module._PROCESS_BUNDLES.clear()

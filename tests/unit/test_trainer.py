@@ -165,3 +165,54 @@ def test_collated_prediction_does_not_depend_on_batch_mates():
     data.labels = data.labels[:5]
     data.tensors = {k: v[:5] for k, v in data.tensors.items()}
     assert np.array_equal(Trainer(TrainerConfig(progress=False, eval_batch_size=8)).predict(model, data), whole[:5])
+
+
+class _BatchMean(torch.nn.Module):
+    """Outputs that depend on the batch: each row minus the batch mean (what a padded fixed chunk guards against)."""
+
+    def forward(self, batch):
+        x = batch["image"].flatten(1)[:, :2]
+        return {"logits": x - x.mean(0, keepdim=True)}
+
+
+def test_batch_invariant_sizes_keeps_only_sizes_with_identical_outputs():
+    from medai.engine.trainer import batch_invariant_sizes
+
+    batch = {"image": torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(0))}
+    assert batch_invariant_sizes(_BatchMean(), batch, (1, 2, 4)) == ()
+    sizes = batch_invariant_sizes(_model().eval(), batch, (1, 2, 4, 16))  # 16 > the batch: never kept
+    assert 16 not in sizes and set(sizes) <= {1, 2, 4}
+    model = _model().eval()
+    with torch.no_grad():
+        full = model(batch)["logits"]
+        for n in sizes:
+            assert torch.equal(model({"image": batch["image"][:n]})["logits"], full[:n])
+
+
+def test_short_last_chunk_is_padded_to_the_smallest_allowed_size():
+    calls = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, batch):
+            calls.append(len(batch["image"]))
+            return {"logits": batch["image"].flatten(1)[:, :2] * 2}
+
+    data = _data(11, 0)
+    logits = Trainer(TrainerConfig(progress=False, eval_batch_size=8, eval_pad_sizes=(2, 4))).predict(Recording(), data)
+    assert calls == [8, 4] and logits.shape == (11, 2)  # 8 + 3 padded to 4, not to 8
+    calls.clear()
+    Trainer(TrainerConfig(progress=False, eval_batch_size=8, eval_pad_sizes=(2, 4))).predict(Recording(), _data(1, 0))
+    assert calls == [2]
+    calls.clear()
+    Trainer(TrainerConfig(progress=False, eval_batch_size=8)).predict(Recording(), _data(3, 0))
+    assert calls == [8]
+    with pytest.raises(InvalidInputError, match="eval_pad_sizes"):
+        TrainerConfig(eval_pad_sizes=(0,)).validate()
+    model = _model().eval()  # with sizes the model was checked at, the outputs are those of fixed chunks
+    from medai.engine.trainer import batch_invariant_sizes
+
+    sizes = batch_invariant_sizes(model, {"image": torch.from_numpy(_data(8, 3).inputs)}, (1, 2, 4))
+    for n in (1, 3, 5, 11):
+        fixed = Trainer(TrainerConfig(progress=False, eval_batch_size=8)).predict(model, _data(n, 4))
+        smaller = Trainer(TrainerConfig(progress=False, eval_batch_size=8, eval_pad_sizes=sizes)).predict(model, _data(n, 4))
+        assert np.array_equal(fixed, smaller)
