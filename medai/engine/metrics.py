@@ -303,6 +303,40 @@ def _brier(probabilities: np.ndarray, labels: np.ndarray, positive_class: int) -
     return float(((probabilities - one_hot) ** 2).sum(axis=1).mean())
 
 
+def predicted_classes(probabilities: np.ndarray, threshold: float | None = None, positive_class: int = 1) -> np.ndarray:
+    """Hard predictions, shape (n_samples,): the argmax of ``probabilities``, or, for two classes and a decision
+    ``threshold``, ``positive_class`` where its probability is >= ``threshold`` and the other class elsewhere.
+
+    >>> predicted_classes(np.array([[0.3, 0.7], [0.8, 0.2]])), predicted_classes(np.array([[0.3, 0.7], [0.8, 0.2]]), 0.75)
+    (array([1, 0]), array([0, 0]))
+    """
+    probabilities = np.asarray(probabilities)
+    if threshold is None or probabilities.shape[1] != 2:
+        return probabilities.argmax(axis=1)
+    return np.where(probabilities[:, positive_class] >= threshold, positive_class, 1 - positive_class)
+
+
+def fit_decision_threshold(probabilities: np.ndarray, labels: np.ndarray, positive_class: int = 1) -> float:
+    """The decision threshold on the positive class's probability that maximises accuracy on ``labels``.
+
+    Candidates are the midpoints between consecutive distinct probabilities (and 0.5, the argmax rule); of those
+    with the best accuracy, the one closest to 0.5. Fit it on validation data, never on the data it is scored on.
+
+    >>> fit_decision_threshold(np.array([[0.4, 0.6], [0.3, 0.7], [0.1, 0.9], [0.05, 0.95]]), np.array([0, 0, 1, 1]))
+    0.8
+    """
+    probabilities, labels = check_probabilities(probabilities, labels)
+    if probabilities.shape[1] != 2:
+        raise InvalidInputError(f"A decision threshold needs two classes; got {probabilities.shape[1]}.")
+    positive_class = check_positive_class(positive_class, 2)
+    scores, is_positive = probabilities[:, positive_class], labels == positive_class
+    distinct = np.unique(scores)
+    candidates = np.append((distinct[:-1] + distinct[1:]) / 2, 0.5)
+    accuracy = ((scores[None, :] >= candidates[:, None]) == is_positive[None, :]).mean(axis=1)
+    best = candidates[accuracy == accuracy.max()]
+    return float(best[np.argmin(np.abs(best - 0.5))])
+
+
 def classification_metrics(
     probabilities: np.ndarray,
     labels: np.ndarray,
@@ -310,12 +344,13 @@ def classification_metrics(
     positive_class: int = 1,
     bootstrap: int = 1000,
     seed: int = 0,
+    threshold: float | None = None,
 ) -> dict:
     """Compute discrimination, threshold and calibration metrics of a classifier as a flat JSON-ready dict.
 
     Binary data (n_classes == 2) is scored with respect to ``positive_class``; multiclass data uses macro
     one-vs-rest AUROC and AUPRC, macro F1, macro recall (sensitivity) and macro specificity. Predictions are the
-    argmax of ``probabilities``. Metrics that are undefined on the data (AUROC with a single class present,
+    argmax of ``probabilities``, or for binary data with a ``threshold`` :func:`predicted_classes`. Metrics that are undefined on the data (AUROC with a single class present,
     sensitivity without positives, ...) are ``None``.
 
     Args:
@@ -325,6 +360,8 @@ def classification_metrics(
         positive_class: Index of the positive class for binary data (ignored for multiclass data).
         bootstrap: Number of bootstrap resamples for the AUROC 95% CI; 0 omits the ``auroc_ci_*`` keys.
         seed: Seed of the bootstrap; the same seed gives the same interval.
+        threshold: Binary data: predict ``positive_class`` where its probability is >= this (e.g. fitted on
+            validation data with :func:`fit_decision_threshold`); None: argmax.
 
     Returns:
         Dict with keys ``auroc``, ``auroc_ci_low``, ``auroc_ci_high`` (when ``bootstrap > 0``), ``auprc``,
@@ -349,7 +386,9 @@ def classification_metrics(
     positive_class = check_positive_class(positive_class, n_classes) if n_classes == 2 else positive_class
     bootstrap = _check_int("bootstrap", bootstrap, 0)
     seed = _check_int("seed", seed, 0)
-    predictions = probabilities.argmax(axis=1)  # (n_samples,)
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise InvalidInputError(f"The decision threshold must lie strictly between 0 and 1; got {threshold!r}.")
+    predictions = predicted_classes(probabilities, threshold, positive_class)  # (n_samples,)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # undefined metrics are reported as None, not as warnings
         auroc, auprc = ranking_scores(probabilities, labels, positive_class)
@@ -374,6 +413,8 @@ def classification_metrics(
         class_counts=np.bincount(labels, minlength=n_classes).astype(int).tolist(),
         label_names=names,
     )
+    if threshold is not None and n_classes == 2:
+        result["decision_threshold"] = float(threshold)
     return result
 
 

@@ -22,6 +22,7 @@ from medai.engine.metrics import (
     check_positive_class,
     check_probabilities,
     expected_calibration_error,
+    predicted_classes,
 )
 from medai.errors import InvalidInputError
 
@@ -298,6 +299,7 @@ def save_evaluation_plots(
     out_dir: str | Path,
     history: list[dict] | None = None,
     positive_class: int = 1,
+    threshold: float | None = None,
 ) -> dict[str, Path]:
     """Write roc.png, pr.png, calibration.png, confusion_matrix.png (and training_curves.png) into ``out_dir``.
 
@@ -308,6 +310,7 @@ def save_evaluation_plots(
         out_dir: Folder to write into (created if missing).
         history: Optional per-epoch training history (see ``plot_training_curves``).
         positive_class: Positive class for binary data.
+        threshold: Binary data: the decision threshold the confusion matrix uses (None: argmax).
 
     Returns:
         Dict mapping ``"roc"``, ``"pr"``, ``"calibration"``, ``"confusion_matrix"`` (and ``"training_curves"``)
@@ -326,7 +329,7 @@ def save_evaluation_plots(
     """
     probabilities, labels, names, positive_class = _prepare(probabilities, labels, label_names, positive_class)
     out_dir = Path(out_dir)
-    predictions = probabilities.argmax(axis=1)  # (n_samples,)
+    predictions = predicted_classes(probabilities, threshold, positive_class)  # (n_samples,)
     confusion = sk.confusion_matrix(labels, predictions, labels=list(range(probabilities.shape[1])))
     paths = {
         "roc": plot_roc(probabilities, labels, out_dir / "roc.png", names, positive_class),

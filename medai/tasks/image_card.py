@@ -61,6 +61,7 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         f"{fit['train_seconds']:.0f} s at {fit['samples_per_second']:.0f} images/s on {metrics['device']}.",
         f"- Probabilities calibrated by temperature scaling on the validation split "
         f"(T = {config['calibration']['temperature']:.3f}).",
+        *_decision_line(config),
         "",
         "## Metrics",
         *_metric_rows(metrics),
@@ -81,3 +82,14 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         "",
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+def _decision_line(config: dict) -> list[str]:
+    decision = config.get("decision")
+    if not decision:
+        return []
+    how = ("chosen to maximise accuracy on the validation split" if decision.get("fitted_on") == "val"
+           else "as given in the settings")
+    return [f"- Predicted `{decision['positive_class']}` when its calibrated probability is at least "
+            f"{decision['threshold']:.3f} ({how}); accuracy, sensitivity, specificity, F1 and the confusion matrix "
+            f"use this threshold, AUROC and AUPRC do not depend on it."]

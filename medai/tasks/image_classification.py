@@ -19,7 +19,7 @@ from medai.bundle import ModelBundle, save_bundle
 from medai.data.dataset import Dataset, concatenate
 from medai.data.splits import stratified_split
 from medai.engine.calibration import fit_temperature
-from medai.engine.metrics import classification_metrics
+from medai.engine.metrics import classification_metrics, fit_decision_threshold, predicted_classes
 from medai.engine.plots import save_evaluation_plots
 from medai.engine.trainer import TrainerConfig, batch_invariant_sizes
 from medai.errors import DataNotFoundError, InvalidInputError, check_choice
@@ -51,6 +51,9 @@ class ImageClassificationSettings:
     augment: bool = True  # random affine + horizontal flip on training batches (and mirror averaging at test time)
     ood: bool = True  # fit an autoencoder on the training images; predict flags inputs unlike them
     image_size: int | None = None  # resize folder/DICOM images to this size (default: native size, or 128)
+    # two classes: predict the second one where its probability is >= this number, or "val-accuracy": the
+    # threshold that maximises validation accuracy (fit_decision_threshold); None: the most probable class
+    decision_threshold: float | str | None = None
     model_kwargs: dict = field(default_factory=dict)  # extra arguments for the network
     progress: bool = True
 
@@ -61,6 +64,7 @@ class ImageClassificationSettings:
         check_choice("class_weight", self.class_weight, ["none", "balanced"])
         if self.ensemble is not None and not 1 <= self.ensemble <= 20:
             raise InvalidInputError(f"The 'ensemble' parameter must be an int in [1, 20] (or None for auto); got {self.ensemble}.")
+        self.decision_threshold = _check_decision_threshold(self.decision_threshold)
         if self.image_size is not None and self.image_size < 8:
             raise InvalidInputError(f"The 'image_size' parameter must be >= 8; got {self.image_size}.")
         return self
@@ -194,15 +198,18 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
         return ModelBundle(model=model.eval(), config=config)
     val_logits = trainer.predict(model, val_set)
     config["calibration"] = {"method": "temperature", "temperature": fit_temperature(val_logits, val_set.labels), "fitted_on": "val"}
+    if settings.decision_threshold is not None and len(config["label_names"]) == 2:
+        config["decision"] = _decision(settings, _probabilities(model, val_set, config, trainer), val_set.labels, config)
+    threshold = decision_threshold(config)
     metrics = {"fit": combine_fits(fits), "device": str(trainer.device)}
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("val", "test"):
             if name in splits:
                 probabilities = _probabilities(model, splits[name], config, trainer)
-                metrics[name] = classification_metrics(probabilities, splits[name].labels, list(config["label_names"]))
+                metrics[name] = classification_metrics(probabilities, splits[name].labels, list(config["label_names"]), threshold=threshold)
         report_split = "test" if "test" in splits else "val"
         probabilities = _probabilities(model, splits[report_split], config, trainer)
-        written = save_evaluation_plots(probabilities, splits[report_split].labels, config["label_names"], Path(tmp), history=fits[0].history)
+        written = save_evaluation_plots(probabilities, splits[report_split].labels, config["label_names"], Path(tmp), history=fits[0].history, threshold=threshold)
         plots = {f"plots/{path.name}": path for path in written.values()}
         if ood is not None:
             config["ood"], ood_files = save_ood(*ood, Path(tmp) / "ood")
@@ -214,6 +221,38 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
         )  # fmt: skip
     shutil.rmtree(checkpoints, ignore_errors=True)
     return bundle
+
+
+def _decision(settings: ImageClassificationSettings, val_probabilities: np.ndarray, val_labels: np.ndarray, config: dict) -> dict:
+    """The binary decision rule: the given threshold, or ("val-accuracy") the one that maximises validation accuracy.
+
+    Not the default: a threshold fitted to validation accuracy also fits the validation split's class balance. On
+    BreastMNIST (test balance as validation) it raised test accuracy from 0.850 to 0.876 (mean of seeds 0-2), on
+    PneumoniaMNIST (63% pneumonia in test, 74% in validation) it lowered seed 0's from 0.894 to 0.883.
+    """
+    positive = config["label_names"][1]
+    if settings.decision_threshold != "val-accuracy":
+        return {"threshold": float(settings.decision_threshold), "positive_class": positive, "fitted_on": None}
+    return {"threshold": fit_decision_threshold(val_probabilities, val_labels), "positive_class": positive,
+            "fitted_on": "val", "objective": "accuracy"}
+
+
+def _check_decision_threshold(value):
+    if value is None or value == "val-accuracy":
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not 0.0 < number < 1.0:
+        raise InvalidInputError(f"The 'decision_threshold' parameter must be a probability strictly between 0 and 1, "
+                                f"'val-accuracy', or None (the most probable class); got {value!r}.")
+    return number
+
+
+def decision_threshold(config: dict) -> float | None:
+    """The bundle's decision threshold on its second class's probability (None: argmax, as older bundles)."""
+    return (config.get("decision") or {}).get("threshold")
 
 
 def _fit_ood(train_set: Dataset, val_set: Dataset, settings):
@@ -280,9 +319,10 @@ def evaluate(bundle: ModelBundle, data: str | Path, split: str = "test", *, boot
     if part.labels is None:
         raise InvalidInputError("Evaluation needs labels; the data has none.")
     probabilities = _probabilities(bundle.model, part, bundle.config)
-    metrics = classification_metrics(probabilities, part.labels, bundle.label_names, bootstrap=bootstrap)
+    threshold = decision_threshold(bundle.config)
+    metrics = classification_metrics(probabilities, part.labels, bundle.label_names, bootstrap=bootstrap, threshold=threshold)
     if plots_dir is not None:
-        save_evaluation_plots(probabilities, part.labels, bundle.label_names, Path(plots_dir))
+        save_evaluation_plots(probabilities, part.labels, bundle.label_names, Path(plots_dir), threshold=threshold)
     return metrics
 
 
@@ -299,8 +339,8 @@ def predict(bundle: ModelBundle, inputs: list[str | Path], split: str = "test", 
     for dataset in _prediction_sets(bundle, [Path(item) for item in inputs], split):
         probabilities = _probabilities(bundle.model, dataset, bundle.config, chunk=chunk, pad_sizes=pad_sizes)
         flags = ood_flags(bundle, dataset.inputs, chunk) or [None] * len(dataset)
-        for record_id, row, flag in zip(dataset.ids, probabilities, flags):
-            best = int(np.argmax(row))
+        predicted = predicted_classes(probabilities, decision_threshold(bundle.config))
+        for record_id, row, flag, best in zip(dataset.ids, probabilities, flags, predicted):
             result = {
                 "input": record_id,
                 "label": bundle.label_names[best],
@@ -368,11 +408,12 @@ def explain(bundle: ModelBundle, image: str | Path, out: str | Path, *, target: 
     one = dataset.subset([index])
     probabilities = _probabilities(bundle.model, one, bundle.config)[0]
     names = bundle.label_names
-    target_index = int(np.argmax(probabilities)) if target is None else names.index(check_choice("target", target, names))
+    predicted = int(predicted_classes(probabilities[None], decision_threshold(bundle.config))[0])
+    target_index = predicted if target is None else names.index(check_choice("target", target, names))
     explain_image(bundle.model, one.inputs[0], target_index, out, title=_explain_title(names, probabilities, target_index))
     return {
         "input": str(one.ids[0]),
-        "label": names[int(np.argmax(probabilities))],
+        "label": names[predicted],
         "probabilities": {n: float(p) for n, p in zip(names, probabilities)},
         "explained_class": names[target_index],
         "method": "grad-cam",

@@ -201,3 +201,40 @@ def test_reduce_writes_codes_and_a_plot(tiny_npz, tmp_path, method):
 def test_reduce_rejects_an_unknown_output_format(tiny_npz, tmp_path):
     result = invoke("reduce", "--data", tiny_npz, "--dim", 2, "--out", tmp_path / "codes.xlsx")
     assert result.exit_code == 2 and ".parquet" in result.output
+
+
+def test_two_class_decisions_use_the_threshold_fitted_on_validation(trained, tmp_path):
+    _, data, default, _ = trained
+    assert "decision" not in json.loads((default / "config.json").read_text())  # the most probable class
+    bundle = tmp_path / "tuned"
+    result = invoke(*SINGLE, "--data", data, "--out", bundle, "--decision-threshold", "val-accuracy")
+    assert result.exit_code == 0, result.output
+    from medai import api
+    from medai.bundle import load_bundle
+    from medai.engine.metrics import fit_decision_threshold
+    from medai.tasks.image_classification import _data_for_bundle, _probabilities
+
+    loaded = load_bundle(bundle)
+    decision = loaded.config["decision"]
+    splits = _data_for_bundle(loaded, data)
+    val = _probabilities(loaded.model, splits["val"], loaded.config)
+    assert decision["fitted_on"] == "val" and decision["positive_class"] == loaded.label_names[1]
+    assert decision["threshold"] == fit_decision_threshold(val, splits["val"].labels)
+    test = _probabilities(loaded.model, splits["test"], loaded.config)
+    labels = np.where(test[:, 1] >= decision["threshold"], 1, 0)
+    metrics = json.loads(invoke("evaluate", bundle, "--data", data, "--json").stdout)
+    assert metrics["decision_threshold"] == decision["threshold"]
+    assert metrics["accuracy"] == pytest.approx(float((labels == splits["test"].labels).mean()))
+    predicted = api.predict(loaded, [data], split="test")
+    assert [p["label"] for p in predicted] == [loaded.label_names[i] for i in labels]
+    assert "maximise accuracy on the validation split" in (bundle / "card.md").read_text()
+
+
+def test_a_given_decision_threshold_is_kept_and_checked(tiny_npz, tmp_path):
+    result = invoke(*SINGLE, "--epochs", 1, "--data", tiny_npz, "--out", tmp_path / "b", "--decision-threshold", 0.5)
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["decision"] == {"threshold": 0.5, "positive_class": config["label_names"][1], "fitted_on": None}
+    for wrong in ("1.5", "best"):
+        bad = invoke(*SINGLE, "--data", tiny_npz, "--out", tmp_path / "c", "--decision-threshold", wrong)
+        assert bad.exit_code != 0 and "decision_threshold" in bad.output and not (tmp_path / "c").exists()

@@ -207,3 +207,32 @@ def test_regression_metrics_by_hand():
 def test_regression_metrics_reject_invalid_inputs(predictions, targets):
     with pytest.raises(InvalidInputError):
         regression_metrics(predictions, targets)
+
+
+def test_fitted_decision_threshold_maximises_accuracy_and_prefers_one_near_a_half():
+    from medai.engine.metrics import fit_decision_threshold, predicted_classes
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300)
+    scores = np.clip(0.35 + 0.4 * labels + rng.normal(0, 0.2, 300), 0.001, 0.999)  # best cut near 0.55, not 0.5
+    probabilities = np.column_stack([1 - scores, scores])
+    threshold = fit_decision_threshold(probabilities, labels)
+    accuracy = lambda t: float((predicted_classes(probabilities, t) == labels).mean())  # noqa: E731
+    assert all(accuracy(threshold) >= accuracy(t) for t in np.linspace(0.01, 0.99, 99))
+    assert accuracy(threshold) > accuracy(0.5)
+    separable = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]])  # every cut in (0.2, 0.7) is perfect
+    assert fit_decision_threshold(separable, np.array([0, 0, 1, 1])) == 0.5
+    with pytest.raises(InvalidInputError, match="two classes"):
+        fit_decision_threshold(np.full((3, 3), 1 / 3), np.array([0, 1, 2]))
+
+
+def test_metrics_with_a_decision_threshold_count_hard_predictions_by_it():
+    probabilities = np.array([[0.3, 0.7], [0.4, 0.6], [0.2, 0.8], [0.9, 0.1]])
+    labels = np.array([0, 0, 1, 0])
+    plain = classification_metrics(probabilities, labels, bootstrap=0)
+    tuned = classification_metrics(probabilities, labels, bootstrap=0, threshold=0.75)
+    assert plain["accuracy"] == 0.5 and tuned["accuracy"] == 1.0 and tuned["decision_threshold"] == 0.75
+    assert tuned["auroc"] == plain["auroc"] and "decision_threshold" not in plain
+    assert tuned["confusion_matrix"] == [[3, 0], [0, 1]]
+    with pytest.raises(InvalidInputError, match="strictly between 0 and 1"):
+        classification_metrics(probabilities, labels, bootstrap=0, threshold=1.0)
