@@ -318,8 +318,11 @@ class ScratchFile:
         self.root, self.suffix = root, suffix
 
     def __enter__(self) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True)
-        descriptor, name = tempfile.mkstemp(prefix="upload-", suffix=self.suffix, dir=self.root)
+        try:
+            descriptor, name = tempfile.mkstemp(prefix="upload-", suffix=self.suffix, dir=self.root)
+        except FileNotFoundError:  # the first upload (or the folder was removed): make it, once
+            self.root.mkdir(parents=True, exist_ok=True)
+            descriptor, name = tempfile.mkstemp(prefix="upload-", suffix=self.suffix, dir=self.root)
         os.close(descriptor)
         self.path = Path(name)
         return self.path
