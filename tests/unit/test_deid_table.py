@@ -50,8 +50,14 @@ def test_no_original_identifier_or_date_survives(table, tmp_path):
     out, _ = run(table, tmp_path)
     text = (tmp_path / "out.csv").read_text()
     for original in ["00417", "00922", "01876", "A-1001", "A-2002", "Ann Lee", "617-555-0101", "02139", "03601",
-                     "2019-02-03", "2021-03-15", "2018-07-09", "2022-01-01", "name", "phone"]:  # fmt: skip
+                     "2022-01-01", "name", "phone"]:  # fmt: skip
         assert original not in text, original
+    # dates cell by cell: with a per-run random key, a shifted date may by chance equal another original date
+    # (patient 00417: 7 of the 365 possible offsets), which reveals nothing; a text check failed 4 of 400 random keys
+    original = pl.read_csv(table, infer_schema_length=0)
+    for column in ("admitted", "discharged"):
+        for before, after in zip(original[column], out[column]):
+            assert after is None or after != before, column
     assert out.columns == ["patient", "admission", "admitted", "discharged", "age", "zip", "sex"]
     assert out["patient"][0] == out["patient"][1] != out["patient"][2] and out["patient"][5] is None
     assert len(set(out["admission"])) == 6
