@@ -82,6 +82,30 @@ def multipart_body(png: bytes) -> bytes:
     return head + png + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
+def process_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by process ``pid`` (``"web"``) and by its descendants together
+    (``"workers"``: the inference process), read from /proc; {} where there is no /proc (not Linux)."""
+    def own(p: int) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def children(p: int) -> list[int]:
+        found = []
+        for task in Path(f"/proc/{p}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+        return found
+
+    try:
+        pending, workers = children(pid), 0.0
+        while pending:
+            child = pending.pop()
+            workers += own(child)
+            pending += children(child)
+        return {"web": own(pid), "workers": workers}
+    except (OSError, ValueError, IndexError):
+        return {}
+
+
 def percentile(values: list[float], q: float) -> float:
     import numpy as np
 
@@ -715,7 +739,12 @@ def main() -> None:
                             "paced_at_a_quarter": 0.25 * raw["forward_images_per_s"]}  # context: latency below capacity
                     digests = []
                     for key, rate in runs.items():
+                        before = process_cpu_seconds(server.pid)
                         result = load_in_child(base, tokens["cleo"], "breast", png, args.clients, args.seconds, rate)
+                        after = process_cpu_seconds(server.pid)
+                        if before and after:  # where the server's CPU went, per answered request
+                            result["server_cpu_ms_per_request"] = {
+                                k: round(1000 * (after[k] - before[k]) / max(result["ok"], 1), 2) for k in after}
                         digests += result.pop("_digests")
                         result["fraction_of_raw_forward"] = round(result["throughput_per_s"] / raw["forward_images_per_s"], 4)
                         result["fraction_of_raw_forward_and_ood"] = round(

@@ -27,6 +27,7 @@ def test_the_load_bench_runs_its_clients_in_a_child_and_every_answer_is_audited(
         png = bundles["png"].read_bytes()
         closed = bench.load_in_child(base, token, "breast", png, clients=3, seconds=1.5)
         paced = bench.load_in_child(base, token, "breast", png, clients=3, seconds=1.5, rate=6.0)
+        cpu = bench.process_cpu_seconds(server.pid)  # the web server's CPU and its inference process's
     finally:
         if server is not None:
             server.terminate()
@@ -35,6 +36,9 @@ def test_the_load_bench_runs_its_clients_in_a_child_and_every_answer_is_audited(
         os.environ.update(saved)
     for run in (closed, paced):
         assert run["errors"] == 0 and run["ok"] > 0, run
+        assert run["client_cpu_ms_per_request"] > 0
+    if os.path.isdir("/proc"):
+        assert cpu["web"] > 0 and cpu["workers"] > 0, cpu
     assert paced["mode"].startswith("paced at 6.0") and paced["ok"] <= 12  # about 9 scheduled in 1.5 s
     digests = closed.pop("_digests") + paced.pop("_digests")
     assert len(set(digests)) == len(digests) == closed["ok"] + paced["ok"]  # each upload was made unique
