@@ -71,7 +71,7 @@ def unique_png(base: bytes, number: int) -> bytes:
     return base[:cut] + chunk + base[cut:]
 
 
-BOUNDARY = "medai-bench-boundary-7f3a9c"
+BOUNDARY = f"medai-bench-{secrets.token_hex(12)}"  # drawn per run, as browsers do
 
 
 def multipart_body(png: bytes) -> bytes:
@@ -506,9 +506,9 @@ async def load(base_url: str, token: str, model: str, png: bytes, clients: int, 
                 return
             scheduled += interval
             counter += 1
-            body = multipart_body(unique_png(png, counter))
+            upload = multipart_body(unique_png(png, counter))
             try:
-                async with session.post(url, data=body, headers=FORM_HEADERS) as response:
+                async with session.post(url, data=upload, headers=FORM_HEADERS) as response:
                     body = await response.read()
                     elapsed = time.perf_counter() - begin
                     if response.status == 200:

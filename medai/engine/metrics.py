@@ -332,7 +332,10 @@ def fit_decision_threshold(probabilities: np.ndarray, labels: np.ndarray, positi
     scores, is_positive = probabilities[:, positive_class], labels == positive_class
     distinct = np.unique(scores)
     candidates = np.append((distinct[:-1] + distinct[1:]) / 2, 0.5)
-    accuracy = ((scores[None, :] >= candidates[:, None]) == is_positive[None, :]).mean(axis=1)
+    positives, negatives = np.sort(scores[is_positive]), np.sort(scores[~is_positive])
+    # correct at threshold t: positives scored >= t plus negatives scored < t (sorted counts, O(n log n))
+    correct = len(positives) - np.searchsorted(positives, candidates) + np.searchsorted(negatives, candidates)
+    accuracy = correct / len(scores)
     best = candidates[accuracy == accuracy.max()]
     return float(best[np.argmin(np.abs(best - 0.5))])
 
