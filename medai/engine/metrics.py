@@ -124,6 +124,17 @@ def check_positive_class(positive_class: int, n_classes: int) -> int:
     return int(positive_class)
 
 
+def check_threshold(value, name: str = "decision_threshold") -> float:
+    """``value`` as a float strictly between 0 and 1 (a decision threshold on a probability), else InvalidInputError."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not 0.0 < number < 1.0:
+        raise InvalidInputError(f"The '{name}' parameter must be a probability strictly between 0 and 1; got {value!r}.")
+    return number
+
+
 def _json_float(value: float) -> float | None:
     """Return ``value`` as a python float, or None when it is NaN or infinite."""
     value = float(value)
@@ -389,8 +400,7 @@ def classification_metrics(
     positive_class = check_positive_class(positive_class, n_classes) if n_classes == 2 else positive_class
     bootstrap = _check_int("bootstrap", bootstrap, 0)
     seed = _check_int("seed", seed, 0)
-    if threshold is not None and not 0.0 < threshold < 1.0:
-        raise InvalidInputError(f"The decision threshold must lie strictly between 0 and 1; got {threshold!r}.")
+    threshold = None if threshold is None else check_threshold(threshold, "threshold")
     predictions = predicted_classes(probabilities, threshold, positive_class)  # (n_samples,)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # undefined metrics are reported as None, not as warnings

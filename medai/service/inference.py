@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import tempfile
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,8 +41,7 @@ import numpy as np
 
 from medai.errors import BundleIntegrityError, MedaiError, MissingDependencyError, did_you_mean
 from medai.service.errors import ModelUnavailable, Unprocessable, UnsupportedMediaType
-from medai.service.heap import freeze_long_lived
-from medai.service.registry import BundleCache, LoadedBundle
+from medai.service.registry import BundleCache, LoadedBundle, VersionRef
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".arff")
@@ -461,8 +459,7 @@ class Inference:
             return await anyio.to_thread.run_sync(partial(self._predict_raw, version, sources), limiter=self.limiter)
         from concurrent.futures.process import BrokenProcessPool
 
-        call = partial(_predict_in_process, version.storage_path, version.checksum, [str(s) for s in sources],
-                       self.chunk)
+        call = partial(_predict_in_process, version, [str(s) for s in sources], self.chunk)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._process_pool(), call)
         except BrokenProcessPool:  # the process died (e.g. out of memory): a new one on the next batch
@@ -476,7 +473,8 @@ class Inference:
 
             threads = max(1, (os.cpu_count() or 2) // (2 * self.processes))  # the other half serves the web
             self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start_inference_process, initargs=(threads, os.getpid()))
+                                             initializer=_start_inference_process,
+                                             initargs=(threads, os.getpid(), self.cache.size, self.cache.freeze))
         return self._pool
 
     def _loaded(self, version) -> LoadedBundle:
@@ -486,7 +484,11 @@ class Inference:
             raise ModelUnavailable(f"The model cannot be used now: {error}") from None
 
     def _options(self, loaded: LoadedBundle) -> dict:
-        return {"chunk": self.chunk} if self._spec(loaded)["kind"] == "image" else {}
+        """predict's options for ``loaded`` (call it holding ``loaded.lock``): image chunks and their padding."""
+        if self._spec(loaded)["kind"] != "image":
+            return {}
+        sizes = loaded.pad_sizes_for(self.chunk)
+        return {"chunk": self.chunk} | ({"pad_sizes": sizes} if sizes else {})
 
     def _predict_raw(self, version, sources: list[Path]) -> list[dict]:
         """The task's results for input files in one call (errors not translated: see ``_answer``)."""
@@ -519,15 +521,17 @@ class Inference:
                 "explanation": clean(explanation, source, display_name), "image_png_base64": picture}
 
 
-_PROCESS_BUNDLES: OrderedDict = OrderedDict()  # in the inference process: (bundle, pad sizes) by folder, newest last
+_PROCESS_CACHE: BundleCache | None = None  # in an inference process: the bundles it has loaded
 
 
-def _start_inference_process(threads: int, parent: int) -> None:
+def _start_inference_process(threads: int, parent: int, cache_size: int = 8, freeze: bool = True) -> None:
     import threading
 
     import torch
 
+    global _PROCESS_CACHE
     torch.set_num_threads(threads)
+    _PROCESS_CACHE = BundleCache(cache_size, freeze=freeze)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
 
 
@@ -540,28 +544,16 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _predict_in_process(folder: str, checksum: str, sources: list[str], chunk: int) -> list[dict]:
-    """In the inference process: the task's results for image files, the bundle loaded once and its checksum
-    checked against the registered one."""
+def _predict_in_process(version: VersionRef, sources: list[str], chunk: int) -> list[dict]:
+    """In an inference process: the task's results for image files, the bundle loaded once (its registered
+    checksum checked) and short chunks padded only to sizes that give the same results."""
     from medai import api
-    from medai.bundle import load_bundle
 
-    loaded = _PROCESS_BUNDLES.get(folder)
-    if loaded is None:
-        bundle = load_bundle(folder)  # verifies the weights against config.json
-        pad_sizes = ()
-        if bundle.task == "image-classification":  # pad short batches less where results do not change
-            from medai.tasks.image_classification import inference_pad_sizes
-
-            pad_sizes = inference_pad_sizes(bundle, chunk)
-        loaded = _PROCESS_BUNDLES[folder] = (bundle, pad_sizes)
-        while len(_PROCESS_BUNDLES) > 8:
-            _PROCESS_BUNDLES.popitem(last=False)
-        freeze_long_lived()
-    bundle, pad_sizes = loaded
-    if bundle.config.get("weights_sha256") != checksum:
-        raise BundleIntegrityError("The bundle differs from the one registered (checksum changed).")
-    return api.predict(bundle, [Path(s) for s in sources], chunk=chunk, **({"pad_sizes": pad_sizes} if pad_sizes else {}))
+    loaded = _PROCESS_CACHE.get(version)
+    options = {"chunk": chunk}
+    if sizes := loaded.pad_sizes_for(chunk):  # one batch at a time in this process: no lock needed
+        options["pad_sizes"] = sizes
+    return api.predict(loaded.bundle, [Path(s) for s in sources], **options)
 
 
 @dataclass

@@ -276,6 +276,19 @@ class LoadedBundle:
 
     bundle: ModelBundle
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pad_sizes: tuple[int, ...] | None = None  # image models: see pad_sizes(); None until first needed
+
+    def pad_sizes_for(self, chunk: int) -> tuple[int, ...]:
+        """The batch sizes a short chunk of images may be padded to instead of ``chunk`` with the same results
+        on this machine (:func:`medai.tasks.image_classification.inference_pad_sizes`), checked once (~50 ms);
+        () for other tasks. Call it holding ``lock``."""
+        if self.pad_sizes is None:
+            self.pad_sizes = ()
+            if self.bundle.task == "image-classification":
+                from medai.tasks.image_classification import inference_pad_sizes
+
+                self.pad_sizes = inference_pad_sizes(self.bundle, chunk)
+        return self.pad_sizes
 
 
 class BundleCache:

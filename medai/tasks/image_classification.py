@@ -19,7 +19,7 @@ from medai.bundle import ModelBundle, save_bundle
 from medai.data.dataset import Dataset, concatenate
 from medai.data.splits import stratified_split
 from medai.engine.calibration import fit_temperature
-from medai.engine.metrics import classification_metrics, fit_decision_threshold, predicted_classes
+from medai.engine.metrics import check_threshold, classification_metrics, fit_decision_threshold, predicted_classes
 from medai.engine.plots import save_evaluation_plots
 from medai.engine.trainer import TrainerConfig, batch_invariant_sizes
 from medai.errors import DataNotFoundError, InvalidInputError, check_choice
@@ -241,13 +241,10 @@ def _check_decision_threshold(value):
     if value is None or value == "val-accuracy":
         return value
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not 0.0 < number < 1.0:
+        return check_threshold(value)
+    except InvalidInputError:
         raise InvalidInputError(f"The 'decision_threshold' parameter must be a probability strictly between 0 and 1, "
-                                f"'val-accuracy', or None (the most probable class); got {value!r}.")
-    return number
+                                f"'val-accuracy', or None (the most probable class); got {value!r}.") from None
 
 
 def decision_threshold(config: dict) -> float | None:

@@ -308,7 +308,9 @@ def test_inference_process_pads_short_batches_less_with_the_same_results(bundles
 
     import medai
     from medai.bundle import load_bundle
+    from medai.errors import BundleIntegrityError
     from medai.service import inference as module
+    from medai.service.registry import BundleCache, VersionRef
     from medai.tasks.image_classification import inference_pad_sizes
 
     bundle = load_bundle(bundles["image"])
@@ -319,14 +321,39 @@ def test_inference_process_pads_short_batches_less_with_the_same_results(bundles
     for index in range(11):
         paths.append(tmp_path / f"{index}.png")
         Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(paths[-1])
-    monkeypatch.setattr(module, "freeze_long_lived", lambda: None)  # this is the test process, not a server's
-    module._PROCESS_BUNDLES.clear()
-    try:
-        for n in (1, 3, 11):  # the inference process's results are exactly those of fixed chunks of 8
-            got = module._predict_in_process(str(bundles["image"]), bundle.config["weights_sha256"],
-                                             [str(p) for p in paths[:n]], 8)
-            fixed = medai.predict(bundle, paths[:n], chunk=8)
-            assert [r["probabilities"] for r in got] == [r["probabilities"] for r in fixed]
-        assert module._PROCESS_BUNDLES[str(bundles["image"])][1] == sizes
-    finally:
-        module._PROCESS_BUNDLES.clear()
+    version = VersionRef(1, "m", 1, bundle.config["weights_sha256"], bundle.task, "production", str(bundles["image"]))
+    monkeypatch.setattr(module, "_PROCESS_CACHE", BundleCache(8))  # as _start_inference_process makes it
+    for n in (1, 3, 11):  # the inference process's results are exactly those of fixed chunks of 8
+        got = module._predict_in_process(version, [str(p) for p in paths[:n]], 8)
+        fixed = medai.predict(bundle, paths[:n], chunk=8)
+        assert [r["probabilities"] for r in got] == [r["probabilities"] for r in fixed]
+    assert module._PROCESS_CACHE.peek(1).pad_sizes == sizes
+    wrong = VersionRef(2, "m", 1, "0" * 64, bundle.task, "production", str(bundles["image"]))
+    with pytest.raises(BundleIntegrityError, match="differs from the one registered"):
+        module._predict_in_process(wrong, [str(paths[0])], 8)
+
+
+def test_worker_threads_pad_short_batches_like_the_inference_process(bundles, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    import medai
+    from medai.bundle import load_bundle
+    from medai.service.inference import Inference
+    from medai.service.registry import BundleCache, VersionRef
+    from medai.tasks.image_classification import inference_pad_sizes
+
+    bundle = load_bundle(bundles["image"])
+    version = VersionRef(1, "m", 1, bundle.config["weights_sha256"], bundle.task, "production", str(bundles["image"]))
+    inference = Inference(BundleCache(2), processes=0, chunk=8)
+    loaded = inference._loaded(version)
+    with loaded.lock:
+        options = inference._options(loaded)
+    sizes = inference_pad_sizes(bundle, 8)
+    assert options == {"chunk": 8} | ({"pad_sizes": sizes} if sizes else {})
+    paths = []
+    for index in range(3):
+        paths.append(tmp_path / f"{index}.png")
+        Image.fromarray(np.random.default_rng(index).integers(0, 256, (32, 32), dtype=np.uint8)).save(paths[-1])
+    got = inference._predict_raw(version, paths)
+    assert [r["probabilities"] for r in got] == [r["probabilities"] for r in medai.predict(bundle, paths, chunk=8)]
