@@ -16,7 +16,9 @@ each fitted on the training part only and scored once on the test part:
 - ``gradient_boosting_all_variables``: scikit-learn's HistGradientBoostingRegressor (absolute-error loss) on the
   last 6 hours of every variable (standardised values and masks) and the static features.
 
-Each figure is the MAE change against LOCF on the test samples (negative: better). ``medai`` (the CLI default
+Each figure is the MAE change against LOCF on the test samples where the target, LOCF and that method's
+forecast all exist (negative: better; exponential smoothing has no forecast for the few samples whose window holds
+no observation of the variable). ``medai`` (the CLI default
 forecaster's test figure) is read from a bundle's metrics.json with ``--bundle``.
 
     OMP_NUM_THREADS=1 python bench/forecast_bound.py [--bundle runs/forecast] [--out result.json]

@@ -276,7 +276,7 @@ class LoadedBundle:
 
     bundle: ModelBundle
     lock: threading.Lock = field(default_factory=threading.Lock)
-    pad_sizes: tuple[int, ...] | None = None  # image models: see pad_sizes(); None until first needed
+    pad_sizes: tuple[int, ...] | None = None  # image models: see pad_sizes_for(); None until first needed
 
     def pad_sizes_for(self, chunk: int) -> tuple[int, ...]:
         """The batch sizes a short chunk of images may be padded to instead of ``chunk`` with the same results
