@@ -6,8 +6,9 @@ not given), or a MoleculeNet set by name (``bbbp``, ``clintox``, ``tox21``, ``si
 are skipped and listed by row. Split 80/10/10, random or by Bemis-Murcko scaffold.
 
 Models: ``dmpnn`` (directed message passing, chemprop v2 style), ``fingerprint_mlp`` (Morgan counts) or the
-``random_forest`` baseline (500 trees per task, saved with skops). Torch models are deep ensembles: the members'
-spread is each prediction's uncertainty. Missing labels of multi-task data are masked out of the loss; regression
+``random_forest`` baseline (500 trees per task, saved with skops); the default ``auto`` fits the D-MPNN ensemble and
+the forest on the same split and keeps the one with the better validation score (the bundle records both scores).
+Torch models are deep ensembles: the members' spread is each prediction's uncertainty (the forest's: its trees'). Missing labels of multi-task data are masked out of the loss; regression
 targets are standardised on the training split and predicted in original units. Every prediction carries an
 applicability-domain score (max Tanimoto similarity to the training molecules), flagged below the 5th percentile
 of validation molecules. How graphs meet the Trainer is explained in :mod:`medai.tasks.molecule_fit`.
@@ -34,6 +35,8 @@ from medai.tasks import molecule_fit as fitting
 
 TASK = "molecular-property"
 BASELINES = ("random_forest",)
+AUTO_CANDIDATES = ("dmpnn", "random_forest")
+"""What ``model="auto"`` fits and compares on validation data, in order of preference on a tie."""
 SPLITS = ("train", "val", "test", "all")
 FRACTIONS = (0.8, 0.1, 0.1)
 
@@ -42,7 +45,7 @@ FRACTIONS = (0.8, 0.1, 0.1)
 class MolecularSettings:
     """User-facing settings of ``medai train --task molecular-property``; defaults chosen on validation data."""
 
-    model: str = "dmpnn"  # dmpnn, fingerprint_mlp or random_forest
+    model: str = "auto"  # auto (dmpnn or random_forest, whichever scores better on validation), dmpnn, ...
     epochs: int = 40  # maximum epochs per member (best on validation kept)
     batch_size: int = 50
     learning_rate: float = 1e-3  # peak of the one-cycle schedule
@@ -63,7 +66,7 @@ class MolecularSettings:
     progress: bool = True
 
     def validate(self) -> MolecularSettings:
-        models = [*NETWORKS.names("molecule"), *BASELINES]
+        models = ["auto", *NETWORKS.names("molecule"), *BASELINES]
         if self.model not in models:
             raise InvalidInputError(f"Unknown molecule model {self.model!r}; known: {', '.join(models)}."
                                     f"{did_you_mean(self.model, models)}")
@@ -89,6 +92,11 @@ Settings = MolecularSettings
 def features_of(settings: MolecularSettings) -> str:
     """The extra features a model uses: the random forest reads fingerprints only."""
     return "none" if settings.model in BASELINES else settings.features
+
+
+def featurised_network(settings: MolecularSettings) -> str:
+    """The network whose inputs training must compute (``auto`` needs the D-MPNN's graphs)."""
+    return "dmpnn" if settings.model == "auto" else settings.model
 
 
 def auto_ensemble(n_train: int, epochs: int) -> int:
@@ -164,6 +172,8 @@ def fit(table, parts: dict, indices: dict[str, np.ndarray], settings: MolecularS
     Returns:
         (model, config, fit summary): a MoleculeEnsemble or a list of forests, and the JSON config.
     """
+    if settings.model == "auto":
+        return _fit_best(table, parts, indices, settings, checkpoints)
     train, val = indices["train"], indices["val"]
     labels = table.labels
     fitting.check_labels(labels[train], table.task_names, table.task_types, "training")
@@ -194,6 +204,38 @@ def fit(table, parts: dict, indices: dict[str, np.ndarray], settings: MolecularS
     return model, config, {**summary, "domain": domain}
 
 
+def _fit_best(table, parts: dict, indices: dict[str, np.ndarray], settings: MolecularSettings,
+              checkpoints: Path | None) -> tuple[object, dict, dict]:
+    """Fit every model of AUTO_CANDIDATES on the training split; keep the best by the validation score.
+
+    The score is the one that picks the D-MPNN's best epochs (mean over tasks of AUROC and of -RMSE / training
+    std), so the D-MPNN's figure is the optimistic one: the forest is kept only when it is better still.
+    """
+    from dataclasses import replace
+
+    val = indices["val"]
+    fitted = {}
+    for name in AUTO_CANDIDATES:
+        model, config, summary = fit(table, parts, indices, replace(settings, model=name), checkpoints)
+        fitted[name] = (model, config, summary, validation_score(model, config, parts, val, table.labels[val]))
+    chosen = max(AUTO_CANDIDATES, key=lambda name: (np.nan_to_num(fitted[name][3], nan=-np.inf),
+                                                      -AUTO_CANDIDATES.index(name)))
+    model, config, summary, _ = fitted[chosen]
+    selection = {"chosen": chosen, "validation_scores": {name: fitted[name][3] for name in AUTO_CANDIDATES},
+                 "score": "mean over tasks of validation AUROC (classification) and -RMSE / training std "
+                          "(regression); higher is better"}
+    config["settings"] = asdict(settings)
+    config["selection"] = selection
+    candidates = {name: {k: v for k, v in fitted[name][2].items() if k != "domain"} for name in AUTO_CANDIDATES}
+    return model, config, {**summary, "selection": selection, "candidates": candidates}
+
+
+def validation_score(model, config: dict, parts: dict, indices: np.ndarray, labels: np.ndarray) -> float:
+    """The score ``auto`` compares: :func:`medai.tasks.molecule_fit.selection_score` at ``indices``."""
+    predicted, _ = predictions_for(model, config, parts, indices)
+    return fitting.selection_score(predicted, labels, config["task_types"], config["target_std"])
+
+
 def predictions_for(model, config: dict, parts: dict, indices=None) -> tuple[np.ndarray, np.ndarray]:
     """(mean prediction, spread), each (n, n_tasks), of the molecules at ``indices`` (default all) of ``parts``."""
     indices = np.arange(len(parts["fingerprints"])) if indices is None else np.asarray(indices)
@@ -222,7 +264,7 @@ def train(data, out, settings: MolecularSettings | None = None, **overrides) -> 
     if len(table) < 10:
         raise InvalidInputError(f"Training needs at least 10 valid molecules; '{data}' has {len(table)}.")
     indices = split_table(table, settings.split, settings.seed)
-    parts = fitting.featurise_all(table, settings.model, features_of(settings))
+    parts = fitting.featurise_all(table, featurised_network(settings), features_of(settings))
     out = Path(out)
     checkpoints = out.with_name(f"{out.name}.checkpoint")
     model, config, summary = fit(table, parts, indices, settings, checkpoints)

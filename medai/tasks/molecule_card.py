@@ -38,6 +38,7 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         f"{', '.join(f'{k} {v}' for k, v in split_sizes.items())}.",
         f"- Tasks: {', '.join(f'{n} ({k})' for n, k in zip(names, kinds))}. Missing labels are left out of the loss.",
         f"- Extra molecule features: {features}.",
+        *_selection_lines(config.get("selection")),
         "",
         "## Metrics",
         *rows,
@@ -101,3 +102,12 @@ def save_plots(config: dict, predictions: np.ndarray, labels: np.ndarray, summar
 
 def _number(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _selection_lines(selection: dict | None) -> list[str]:
+    """The card's line on how ``model="auto"`` chose the model, when it did."""
+    if not selection:
+        return []
+    scores = ", ".join(f"`{name}` {_number(score)}" for name, score in selection["validation_scores"].items())
+    return [f"- Model chosen on the validation split: `{selection['chosen']}` (validation scores {scores}; "
+            f"{selection['score']})."]

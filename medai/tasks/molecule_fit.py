@@ -106,12 +106,17 @@ def validation_metric(task_types, target_std):
     The score is the mean over tasks of AUROC (classification) and of -RMSE / training std (regression).
     """
     def metric(logits: np.ndarray, labels: np.ndarray) -> dict:
-        values = task_values(logits_to_predictions(logits, task_types), labels, task_types)
-        parts = [v for v, t in zip(values, task_types) if t == "classification" and v is not None]
-        parts += [-v / s for v, t, s in zip(values, task_types, target_std) if t == "regression" and v is not None]
-        return {"score": float(np.mean(parts)) if parts else float("nan")}
+        return {"score": selection_score(logits_to_predictions(logits, task_types), labels, task_types, target_std)}
 
     return metric
+
+
+def selection_score(predictions: np.ndarray, labels: np.ndarray, task_types, target_std) -> float:
+    """The validation score of :func:`validation_metric` on predictions (probabilities or original units)."""
+    values = task_values(predictions, labels, task_types)
+    parts = [v for v, t in zip(values, task_types) if t == "classification" and v is not None]
+    parts += [-v / s for v, t, s in zip(values, task_types, target_std) if t == "regression" and v is not None]
+    return float(np.mean(parts)) if parts else float("nan")
 
 
 def logits_to_predictions(logits: np.ndarray, task_types) -> np.ndarray:

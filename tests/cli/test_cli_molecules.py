@@ -19,7 +19,8 @@ def trained(tmp_path_factory):
     data = write_molecules(folder / "train.csv", n=60)
     result = runner.invoke(app, ["train", "--task", "molecular-property", "--data", str(data), "--smiles-column",
                                  "smiles", "--target", "has_nitrogen", "--target", "size", "--out",
-                                 str(folder / "bundle"), "--epochs", "3", "--ensemble", "2", "--quiet", "--json"])
+                                 str(folder / "bundle"), "--model", "dmpnn", "--epochs", "3", "--ensemble", "2", "--quiet",
+                                 "--json"])
     assert result.exit_code == 0, result.output
     return folder, data, folder / "bundle", json.loads(result.stdout)
 

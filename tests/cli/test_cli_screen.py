@@ -28,7 +28,7 @@ def bundles(tmp_path_factory):
     data = write_molecules(folder / "train.csv", n=60)
     common = ["train", "--task", "molecular-property", "--data", str(data), "--epochs", "2", "--features", "none",
               "--quiet"]
-    runs = {"graph": ["--target", "has_nitrogen", "--target", "size", "--ensemble", "2"],
+    runs = {"graph": ["--target", "has_nitrogen", "--target", "size", "--model", "dmpnn", "--ensemble", "2"],
             "fingerprints": ["--target", "has_nitrogen", "--model", "fingerprint_mlp", "--ensemble", "1"]}
     for name, options in runs.items():
         result = runner.invoke(app, [*common, *options, "--out", str(folder / name)])

@@ -107,6 +107,30 @@ def test_every_model_round_trips_through_its_bundle(model, data_file, tmp_path):
     assert 0.0 <= first["tasks"]["has_nitrogen"]["probability"] <= 1.0
 
 
+def test_auto_keeps_the_candidate_better_on_validation(data_file, tmp_path):
+    bundle = task.train(data_file, tmp_path / "auto", epochs=2, ensemble=1, progress=False, features="none",
+                        num_threads=1)
+    config, selection = bundle.config, bundle.config["selection"]
+    scores = selection["validation_scores"]
+    assert config["settings"]["model"] == "auto" and set(scores) == set(task.AUTO_CANDIDATES)
+    assert config["network"] == selection["chosen"] == max(task.AUTO_CANDIDATES, key=lambda n: (scores[n], n == "dmpnn"))
+    assert set(bundle.metrics["fit"]["candidates"]) == set(task.AUTO_CANDIDATES)
+    # the kept model's recorded score is the one its saved bundle reproduces on the validation split
+    val = task.evaluate(load_bundle(tmp_path / "auto"), data_file, "val")
+    std = config["target_std"][1]
+    assert scores[selection["chosen"]] == pytest.approx((val["auroc_has_nitrogen"] - val["rmse_size"] / std) / 2)
+    assert f"chosen on the validation split: `{selection['chosen']}`" in (tmp_path / "auto" / "card.md").read_text()
+
+
+@pytest.mark.parametrize(("forest_score", "chosen"), [(0.7, "dmpnn"), (0.7001, "random_forest")])
+def test_auto_keeps_the_dmpnn_unless_the_forest_scores_higher(forest_score, chosen, data_file, tmp_path, monkeypatch):
+    scores = {"dmpnn": 0.7, "random_forest": forest_score}
+    monkeypatch.setattr(task, "validation_score", lambda model, config, *rest: scores[config["network"]])
+    bundle = task.train(data_file, tmp_path / "b", epochs=1, ensemble=1, progress=False, features="none")
+    assert bundle.config["network"] == chosen and bundle.config["selection"]["validation_scores"] == scores
+    assert (load_bundle(tmp_path / "b").config["network"]) == chosen
+
+
 def test_predict_reports_bad_rows_and_predicts_the_rest(data_file, tmp_path):
     bundle = task.train(data_file, tmp_path / "b", model="fingerprint_mlp", epochs=2, ensemble=3, progress=False,
                         features="none")
@@ -138,7 +162,8 @@ def test_bad_training_input_gets_clear_messages(data_file, tmp_path):
 
 
 def test_explain_integrated_gradients_add_up(data_file, tmp_path):
-    bundle = task.train(data_file, tmp_path / "b", epochs=2, ensemble=1, progress=False, features="none")
+    bundle = task.train(data_file, tmp_path / "b", model="dmpnn", epochs=2, ensemble=1, progress=False,
+                        features="none")
     result = task.explain(bundle, "CCc1ccncc1", tmp_path / "atoms.png", target="size")
     assert len(result["atoms"]) == 8 and result["explained_class"] == "size"
     gap = result["prediction"] - result["reference_prediction"]
@@ -156,8 +181,8 @@ def test_explain_occlusion_for_fingerprint_models(data_file, tmp_path):
 
 @pytest.mark.realdata
 def test_short_run_on_freesolv(real_data_dir, tmp_path):
-    bundle = task.train("freesolv", tmp_path / "fs", epochs=4, ensemble=1, features="none", progress=False,
-                        num_threads=1)
+    bundle = task.train("freesolv", tmp_path / "fs", model="dmpnn", epochs=4, ensemble=1, features="none",
+                        progress=False, num_threads=1)
     assert bundle.metrics["test"]["rmse"] < 3.5  # the targets' sd is about 3.8 kcal/mol
     assert bundle.metrics["fit"]["molecules_per_second"] > 0
 
@@ -167,6 +192,8 @@ def test_short_scaffold_run_on_bbbp(real_data_dir, tmp_path):
     bundle = task.train("bbbp", tmp_path / "bbbp", split="scaffold", epochs=1, ensemble=1, features="none",
                         progress=False, num_threads=1)
     assert bundle.metrics["test"]["auroc"] > 0.6
+    selection = bundle.config["selection"]  # the default, auto: D-MPNN and forest compared on validation
+    assert bundle.config["network"] == selection["chosen"] and set(selection["validation_scores"]) == {"dmpnn", "random_forest"}
     splits = json.loads((tmp_path / "bbbp" / "splits.json").read_text())
     table = task.load("bbbp")
     scaffolds = murcko_scaffolds(table)
