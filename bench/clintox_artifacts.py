@@ -127,7 +127,7 @@ def main() -> None:
     std_mols = table.mols
     std_artifacts = np.array([graph_artifacts(m) for m in std_mols])
     report = {
-        "data": str(path), "rows": int(len(raw)), "rows_parsed_by_rdkit": int(keep.sum()),
+        "data": "moleculenet/clintox.csv (under MEDAI_DATA_DIR)", "rows": int(len(raw)), "rows_parsed_by_rdkit": int(keep.sum()),
         "text_style": {
             "features": ["lowercase aromatic atom outside brackets", "charged bracket atom", "'.' (several fragments)",
                          "Kekule double bond to C or N"],
