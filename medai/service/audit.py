@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from medai.service.models import AuditAnchor, AuditEntry, ModelVersion, User
@@ -120,23 +121,30 @@ class Event:
         }
 
 
-def append_many(session: Session, events: list[Event]) -> list[dict]:
+# Core statements on the tables, built once: no ORM unit of work, and SQLAlchemy's compiled cache is hit at once
+_READ_ANCHOR = select(AuditAnchor.__table__.c.last_id, AuditAnchor.__table__.c.last_hash).where(
+    AuditAnchor.__table__.c.id == 1).with_for_update()
+_INSERT_ENTRIES = insert(AuditEntry.__table__)
+_MOVE_ANCHOR = update(AuditAnchor.__table__).where(AuditAnchor.__table__.c.id == 1).values(
+    last_id=bindparam("new_last_id"), last_hash=bindparam("new_last_hash"))
+
+
+def append_many(session: Session | Connection, events: list[Event]) -> list[dict]:
     """Append several entries in order, chained, and commit them (and whatever else the session holds) at once.
 
-    Returns the stored rows (column -> value). The rows go in with one multi-row INSERT, not one ORM object each.
+    Returns the stored rows (column -> value). The rows go in with one executemany INSERT, not one ORM object
+    each. ``session`` may also be a Core connection (what :class:`AuditWriter` uses: no session to set up).
     """
     with _append_lock:
-        # Core statements, not ORM objects: the anchor is read (locked) and moved without the unit of work
-        anchor = select(AuditAnchor.last_id, AuditAnchor.last_hash).where(AuditAnchor.id == 1).with_for_update()
-        last_id, last_hash = session.execute(anchor).one()
+        last_id, last_hash = session.execute(_READ_ANCHOR).one()  # locked, where the database locks rows
         rows = []
         for event in events:
             fields = event.fields(last_id + 1)
             row = {**fields, "prev_hash": last_hash, "hash": entry_hash(last_hash, fields)}
             rows.append(row)
             last_id, last_hash = row["id"], row["hash"]
-        session.execute(insert(AuditEntry), rows)
-        session.execute(update(AuditAnchor).where(AuditAnchor.id == 1).values(last_id=last_id, last_hash=last_hash))
+        session.execute(_INSERT_ENTRIES, rows)
+        session.execute(_MOVE_ANCHOR, {"new_last_id": last_id, "new_last_hash": last_hash})
         session.commit()
     return rows
 
@@ -183,8 +191,8 @@ class AuditWriter:
             self._writing = None
 
     def _write(self, events: list[Event]) -> None:
-        with self.database.session() as session:
-            append_many(session, events)
+        with self.database.engine.connect() as connection:  # rolled back on error when it closes
+            append_many(connection, events)
 
 
 def fields_of(entry: AuditEntry) -> dict:
