@@ -15,7 +15,9 @@ This bench measures, on ``moleculenet/clintox.csv``:
    missing (per task: labelled rows, minority-class rows before and after).
 4. ``forest``: the same random forest on Morgan counts (medai's baseline: 500 trees per task, balanced
    subsamples) on medai's random 80/10/10 splits (seeds as given), trained and tested (a) on the RDKit-parsed raw
-   rows, one per file row, and (b) on medai's standardised, merged table: test ROC-AUC (mean over the two tasks).
+   rows, one per file row, (b) on medai's standardised, merged table, and (c) on that table with a drug listed
+   twice labelled by "any" (approved if either entry was, toxic if either was) instead of missing: test ROC-AUC
+   (mean over the two tasks).
 
 Prints JSON; ``--out FILE`` writes it too. Runs in about a minute per seed on one core.
 
@@ -94,6 +96,13 @@ def forest_auroc(fingerprints: np.ndarray, labels: np.ndarray, split: dict, seed
     return float(np.mean(scores))
 
 
+def any_labels(table, raw_labels: np.ndarray) -> np.ndarray:
+    """The merged table's labels with each merged molecule labelled by the max over its file rows (NaN-free)."""
+    groups = {rows[0]: rows for rows in (issue["rows"] for issue in table.report["issues"].get("duplicate", []))}
+    return np.array([raw_labels[[r - 1 for r in groups.get(int(row), [int(row)])]].max(axis=0)
+                     for row in table.row_numbers])
+
+
 def main() -> None:
     import pandas as pd
     from rdkit import Chem, RDLogger
@@ -149,6 +158,8 @@ def main() -> None:
 
     morgan = FINGERPRINT  # the featuriser medai's forest uses
     raw_fp, std_fp = morgan(mols)[0]["values"], morgan(std_mols)[0]["values"]
+    merged_any = any_labels(table, raw[list(TASKS)].to_numpy(dtype=float))
+    report["duplicates"]["standardised_any"] = minority(merged_any)
     runs = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         t0 = time.perf_counter()
@@ -157,12 +168,14 @@ def main() -> None:
         runs.append({"seed": seed,
                      "raw_rows": round(forest_auroc(raw_fp, raw_labels, raw_split, seed), 4),
                      "standardised": round(forest_auroc(std_fp, table.labels, std_split, seed), 4),
+                     "standardised_any": round(forest_auroc(std_fp, merged_any, std_split, seed), 4),
                      "seconds": round(time.perf_counter() - t0, 1)})
         print(json.dumps(runs[-1]), flush=True)
     report["forest"] = {
         "model": "medai random_forest (500 trees per task, Morgan counts radius 2, 2048 bits)",
         "split": "medai random 80/10/10 (the CLI's split for the same seed)", "per_seed": runs,
-        "mean_test_auroc": {k: round(float(np.mean([r[k] for r in runs])), 4) for k in ("raw_rows", "standardised")},
+        "mean_test_auroc": {k: round(float(np.mean([r[k] for r in runs])), 4)
+                            for k in ("raw_rows", "standardised", "standardised_any")},
     }
     text = json.dumps(report, indent=1)
     print(text)

@@ -44,3 +44,12 @@ def test_minority_counts_the_rarer_class_per_task():
     labels = np.array([[1, 0], [1, 1], [0, 0], [1, np.nan]], dtype=float)
     assert bench().minority(labels) == {"FDA_APPROVED": {"labelled": 4, "minority_class": 0, "minority_rows": 1},
                                         "CT_TOX": {"labelled": 3, "minority_class": 1, "minority_rows": 1}}
+
+
+def test_any_labels_keep_a_drug_listed_twice_positive_where_either_entry_is():
+    from medai.chem import molecule_table
+
+    raw = np.array([[1, 0], [0, 1], [1, 0]], dtype=float)
+    table = molecule_table(["CCO", "OCC", "c1ccccc1"], raw, task_names=["FDA_APPROVED", "CT_TOX"])
+    assert len(table) == 2 and np.isnan(table.labels[0]).all()  # the conflicting pair: missing by default
+    assert bench().any_labels(table, raw).tolist() == [[1.0, 1.0], [1.0, 0.0]]
