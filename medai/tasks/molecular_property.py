@@ -100,12 +100,8 @@ def featurised_network(settings: MolecularSettings) -> str:
 
 
 def auto_ensemble(n_train: int, epochs: int) -> int:
-    """Members (1 to 10) that keep one run within about 300,000 training molecule passes (~10 min on one core).
-
-    Examples (40 epochs): ESOL's 893 training molecules get 8 members, SIDER's 1,088 get 6, BBBP's 1,572 get 4,
-    Lipophilicity's 3,360 get 2 and Tox21's 6,087 one.
-    """
-    return int(min(10, max(1, 300_000 // max(1, n_train * epochs))))
+    """Members (1 to 5) that keep one run within about 300,000 training molecule passes (~10 min on one core)."""
+    return int(min(5, max(1, 300_000 // max(1, n_train * epochs))))
 
 
 # -- data -------------------------------------------------------------------------------------------------------
