@@ -35,6 +35,7 @@ Sign in with `POST /api/auth/token` (form fields `username`, `password`) and sen
 `Authorization: Bearer <token>`; scripts use API tokens from `POST /api/tokens`. Every route except
 `GET /health` needs a token. Every prediction, explanation, registry change, sign-in and audit read is recorded
 in a hash-chained audit log."""
+ROUTERS = (health.router, auth.router, users.router, models.router, predict.router, audit.router, ui.router)  # as documented
 
 
 def create_app(settings: ServiceSettings | None = None, *, upgrade_database: bool = True) -> FastAPI:
@@ -75,8 +76,9 @@ def create_app(settings: ServiceSettings | None = None, *, upgrade_database: boo
     app = FastAPI(title="medai", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None,
                   swagger_ui_oauth2_redirect_url=None, default_response_class=SafeJSONResponse, lifespan=lifespan)
     app.state.services = services
-    for router in (health.router, auth.router, users.router, models.router, predict.router, audit.router, ui.router):
-        app.include_router(router)
+    for router in (predict.router, *(router for router in ROUTERS if router is not predict.router)):
+        app.include_router(router)  # the prediction routes first: routes are tried in order on every request
+    _document_in_order(app, ROUTERS)
     ui.mount_static(app)
     _add_error_handlers(app)
     app.add_middleware(InternalErrors)
@@ -85,6 +87,20 @@ def create_app(settings: ServiceSettings | None = None, *, upgrade_database: boo
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog)
     return app
+
+
+def _document_in_order(app: FastAPI, routers) -> None:
+    """List the OpenAPI paths in the order of ``routers``, whatever order the app tries its routes in."""
+    generate = app.openapi
+    paths = [route.path for router in routers for route in router.routes]
+    rank = {path: index for index, path in reversed(list(enumerate(paths)))}
+
+    def openapi() -> dict:
+        schema = generate()  # cached by FastAPI
+        schema["paths"] = dict(sorted(schema["paths"].items(), key=lambda item: rank.get(item[0], len(rank))))
+        return schema
+
+    app.openapi = openapi
 
 
 def _owner_only(url: str) -> None:

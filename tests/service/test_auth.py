@@ -40,6 +40,27 @@ def test_openapi_schema_is_served_and_lists_the_routes(service):
     assert service.client.get("/docs").status_code == 404  # the docs page would load scripts from a CDN
 
 
+def test_prediction_routes_are_tried_first_and_documented_in_router_order(service):
+    from medai.service.app import ROUTERS
+
+    app = service.client.app
+    tried = [route for route in app.router.routes if hasattr(route, "original_router")]  # the included routers
+    assert tried[0].original_router.routes[0].path == "/api/models/{name}/predict/file"
+    documented = list(dict.fromkeys(route.path for router in ROUTERS for route in router.routes
+                                    if route.include_in_schema))
+    assert list(service.client.get("/openapi.json").json()["paths"]) == documented
+    assert documented[0] == "/health"
+
+
+def test_the_prediction_routes_check_the_token_in_one_dependency():
+    from medai.service.deps import bearer
+    from medai.service.routes import predict
+
+    for route in predict.router.routes:  # FastAPI solves each dependency anew on every request
+        (check,) = route.dependant.dependencies
+        assert [dependency.call for dependency in check.dependencies] == [bearer]
+
+
 def test_sign_in_gives_a_token_that_identifies_the_user(service):
     me = service.client.get("/api/users/me", headers=service.auth("cleo")).json()
     assert me["username"] == "cleo" and me["role"] == "clinician"

@@ -17,7 +17,7 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from medai.service.audit import Event, canonical_json
-from medai.service.deps import MAX_ID, Identity, Predictor, ServicesDep, client_address
+from medai.service.deps import MAX_ID, Identity, Predictor, client_address
 from medai.service.errors import ServiceError
 from medai.service.inference import (
     IMAGE_SUFFIXES,
@@ -63,13 +63,14 @@ def model_ref(version: VersionRef) -> ModelRef:
                     stage=version.stage)
 
 
-async def run(action: str, request: Request, name: str, number: int | None, user: Identity, services,
-              write: Writer, target: str | None = None) -> dict:
+async def run(action: str, request: Request, name: str, number: int | None, user: Identity, write: Writer,
+              target: str | None = None) -> dict:
     """Resolve the version, write the input, run the task, audit the outcome; return the response body.
 
     Nothing here waits on the database while the version and the user's identity are in memory; the audit
     entry is group-committed with those of concurrent requests before the response is sent.
     """
+    services = request.app.state.services
     version, digest = None, None
     entry = {"actor": user, "client": client_address(request)}
     try:
@@ -105,30 +106,30 @@ async def run(action: str, request: Request, name: str, number: int | None, user
 
 
 @router.post("/{name}/predict/file", response_model=PredictionResponse)
-async def predict_file(name: str, request: Request, user: Predictor, services: ServicesDep,
+async def predict_file(name: str, request: Request, user: Predictor,
                        file: Annotated[UploadFile, File(description="An image (PNG, JPEG, DICOM) or record file.")],
                        version: VersionQuery = None) -> dict:
     """Calibrated probabilities (and the out-of-distribution flag) for an uploaded file."""
-    return await run("predict", request, name, version, user, services, file_writer(file))
+    return await run("predict", request, name, version, user, file_writer(file))
 
 
 @router.post("/{name}/predict/records", response_model=PredictionResponse)
 async def predict_records(name: str, body: RecordsInput, request: Request, user: Predictor,
-                          services: ServicesDep, version: VersionQuery = None) -> dict:
+                          version: VersionQuery = None) -> dict:
     """Calibrated probabilities for JSON records (lab values, SMILES ...), one result per record."""
-    return await run("predict", request, name, version, user, services, records_writer(body))
+    return await run("predict", request, name, version, user, records_writer(body))
 
 
 @router.post("/{name}/explain/file", response_model=ExplanationResponse)
-async def explain_file(name: str, request: Request, user: Predictor, services: ServicesDep,
+async def explain_file(name: str, request: Request, user: Predictor,
                        file: Annotated[UploadFile, File(description="An image (PNG, JPEG, DICOM) or record file.")],
                        version: VersionQuery = None, target: TargetQuery = None) -> dict:
     """The prediction with its explanation (Grad-CAM heat map overlay for images) for an uploaded file."""
-    return await run("explain", request, name, version, user, services, file_writer(file), target)
+    return await run("explain", request, name, version, user, file_writer(file), target)
 
 
 @router.post("/{name}/explain/records", response_model=ExplanationResponse)
 async def explain_records(name: str, body: RecordsInput, request: Request, user: Predictor,
-                          services: ServicesDep, version: VersionQuery = None, target: TargetQuery = None) -> dict:
+                          version: VersionQuery = None, target: TargetQuery = None) -> dict:
     """The prediction with its explanation (per-feature contributions for lab values) for the first record."""
-    return await run("explain", request, name, version, user, services, records_writer(body), target)
+    return await run("explain", request, name, version, user, records_writer(body), target)
