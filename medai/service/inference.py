@@ -309,11 +309,11 @@ class Scratch:
 
 
 class ScratchFile:
-    """One private file (mode 0600) for an upload, removed on exit: the cheaper scratch of an image prediction,
-    which needs no folder of its own (no explanation picture is written beside it)."""
+    """One private file (mode 0600) holding ``content``, removed on exit: the cheaper scratch of an image
+    prediction, which needs no folder of its own (no explanation picture is written beside it)."""
 
-    def __init__(self, root: Path, suffix: str):
-        self.root, self.suffix = root, suffix
+    def __init__(self, root: Path, suffix: str, content: bytes = b""):
+        self.root, self.suffix, self.content = root, suffix, content
 
     def __enter__(self) -> Path:
         try:
@@ -321,8 +321,13 @@ class ScratchFile:
         except FileNotFoundError:  # the first upload (or the folder was removed): make it, once
             self.root.mkdir(parents=True, exist_ok=True)
             descriptor, name = tempfile.mkstemp(prefix="upload-", suffix=self.suffix, dir=self.root)
-        os.close(descriptor)
         self.path = Path(name)
+        try:
+            with open(descriptor, "wb") as file:  # written through the descriptor: not opened a second time
+                file.write(self.content)
+        except BaseException:
+            self.path.unlink(missing_ok=True)
+            raise
         return self.path
 
     def __exit__(self, *_exc) -> None:

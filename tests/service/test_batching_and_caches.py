@@ -102,6 +102,15 @@ def test_scratch_files_are_removed_after_image_predictions(service, bundles):
     assert not any(service.services.settings.scratch_dir.iterdir())
 
 
+def test_a_scratch_file_holds_its_content_privately_until_exit(tmp_path):
+    from medai.service.inference import ScratchFile
+
+    with ScratchFile(tmp_path / "scratch", ".png", b"\x89PNG data") as path:  # the folder is made on first use
+        assert path.read_bytes() == b"\x89PNG data" and path.suffix == ".png"
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert not path.exists()
+
+
 def test_without_the_identity_cache_a_change_by_another_process_applies_at_once(tmp_path):
     from medai.service.models import User
 

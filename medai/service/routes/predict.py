@@ -34,7 +34,7 @@ from medai.service.schemas import ExplanationResponse, ModelRef, PredictionRespo
 router = APIRouter(prefix="/api/models", tags=["predict"])
 VersionQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Version to use; default: the production version.")]
 TargetQuery = Annotated[str | None, Query(max_length=200, description="Class to explain; default: the predicted one.")]
-Place = Callable[[str], Path]  # suffix -> a private scratch path for the request's input
+Place = Callable[[str, bytes], Path]  # (suffix, content) -> a private scratch file holding the request's input
 Writer = Callable[[Place, dict, dict], Awaitable[tuple[Path, str, str]]]  # (place, spec, config) -> (path, sha, name)
 
 
@@ -43,9 +43,7 @@ def file_writer(upload: UploadFile) -> Writer:
         suffix = upload_suffix(upload.filename, spec)
         data = await upload.read()
         check_content(data, suffix)
-        path = place(suffix)
-        path.write_bytes(data)
-        return path, sha256_hex(data), f"upload{suffix}"
+        return place(suffix, data), sha256_hex(data), f"upload{suffix}"
 
     return write
 
@@ -53,9 +51,14 @@ def file_writer(upload: UploadFile) -> Writer:
 def records_writer(body: RecordsInput) -> Writer:
     async def write(place: Place, spec: dict, config: dict) -> tuple[Path, str, str]:
         digest = sha256_hex(canonical_json(body.records).encode("utf-8"))
-        return write_records(body.records, spec, config, place(".csv")), digest, "record"
+        return write_records(body.records, spec, config, place(".csv", b"")), digest, "record"
 
     return write
+
+
+def _written(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
 
 
 def model_ref(version: VersionRef) -> ModelRef:
@@ -81,10 +84,10 @@ async def run(action: str, request: Request, name: str, number: int | None, user
         with contextlib.ExitStack() as scratch:
             root = services.settings.scratch_dir
             if action == "predict" and spec["kind"] == "image":  # one file, no folder: the cheap path under load
-                place = lambda suffix: scratch.enter_context(ScratchFile(root, suffix))  # noqa: E731
+                place = lambda suffix, content: scratch.enter_context(ScratchFile(root, suffix, content))  # noqa: E731
             else:
                 folder = scratch.enter_context(Scratch(root))
-                place = lambda suffix: folder / f"input{suffix}"  # noqa: E731
+                place = lambda suffix, content: _written(folder / f"input{suffix}", content)  # noqa: E731
             source, digest, display = await write(place, spec, config)
             if action == "predict":
                 batchable = spec["kind"] == "image" and source.suffix in IMAGE_SUFFIXES  # one file, one result
