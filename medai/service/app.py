@@ -23,7 +23,7 @@ from medai.service.errors import ServiceError
 from medai.service.expiring import ExpiringCache
 from medai.service.heap import freeze_long_lived
 from medai.service.inference import Inference
-from medai.service.middleware import BodySizeLimit, InternalErrors, RequestLog, SafeJSONResponse, SecurityHeaders
+from medai.service.middleware import SafeJSONResponse, ServiceMiddleware
 from medai.service.registry import BundleCache, VersionDirectory
 from medai.service.routes import audit, auth, health, models, predict, ui, users
 from medai.service.security import password_hasher
@@ -81,11 +81,8 @@ def create_app(settings: ServiceSettings | None = None, *, upgrade_database: boo
     _document_in_order(app, ROUTERS)
     ui.mount_static(app)
     _add_error_handlers(app)
-    app.add_middleware(InternalErrors)
-    app.add_middleware(BodySizeLimit, default=settings.max_upload_bytes,
+    app.add_middleware(ServiceMiddleware, default=settings.max_upload_bytes,
                        overrides={"/api/models/upload": settings.max_bundle_upload_bytes})
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(RequestLog)
     return app
 
 

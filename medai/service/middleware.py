@@ -1,4 +1,5 @@
-"""ASGI middleware: request size limits, security headers, and request logging without request data.
+"""ASGI middleware (one layer): request size limits, security headers, internal-error containment, and request
+logging without request data.
 
 The size limit checks ``Content-Length`` first and then counts the bytes actually received, so a chunked upload
 cannot slip past it. Logs name the method, path, status, duration and user, never bodies, file names or
@@ -61,12 +62,20 @@ async def _send_json(send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class BodySizeLimit:
-    """Answer 413 to requests whose body exceeds the limit for their path.
+class ServiceMiddleware:
+    """Every request's guards in one ASGI layer (one layer per duty would each wrap the request and its events):
+
+    - size limit: answer 413 to a body over the limit for its path, declared (``Content-Length``) or counted as
+      it is received;
+    - security headers: CSP and related headers on every response, ``Cache-Control: no-store`` on API responses;
+    - internal errors: an unexpected exception is answered with a 500 naming its type only, and logged the same
+      way; it is not passed on, so no server logs its message or traceback (both may quote request data).
+      ``MEDAI_DEBUG=1`` logs the traceback for debugging on test data;
+    - request log: one line per request: method, path, status, milliseconds, user (no bodies, no query strings).
 
     Args:
         app: the wrapped ASGI app.
-        default: limit in bytes for every path.
+        default: body size limit in bytes for every path.
         overrides: ``{path prefix: limit}`` for larger uploads (zipped bundles).
     """
 
@@ -79,11 +88,9 @@ class BodySizeLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.limit_for(scope["path"])
-        message = f"The request is larger than this service accepts ({_size(limit)}); send a smaller file."
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return await _send_json(send, 413, message)
+        begin, status, path = time.perf_counter(), 500, scope["path"]
+        extra = [(b"cache-control", b"no-store")] if path.startswith("/api/") else []
+        limit = self.limit_for(path)
         received, started = 0, False
 
         async def counting_receive():
@@ -92,97 +99,34 @@ class BodySizeLimit:
             if event["type"] == "http.request":
                 received += len(event.get("body", b""))
                 if received > limit:
-                    raise _TooLarge(message)
+                    raise _TooLarge(_too_large(limit))
             return event
 
-        async def tracking_send(event):
-            nonlocal started
-            started = started or event["type"] == "http.response.start"
-            await send(event)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _send_json(send, 413, message)
-
-
-def _size(limit: int) -> str:
-    return f"{limit / 2**20:.0f} MiB" if limit >= 2**20 else f"{limit} bytes"
-
-
-class SecurityHeaders:
-    """Add CSP and related headers to every response; ``Cache-Control: no-store`` to API responses."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        api = scope["path"].startswith("/api/")
-
         async def with_headers(event):
+            nonlocal status, started
             if event["type"] == "http.response.start":
-                headers = list(event.get("headers", [])) + SECURITY_HEADERS
-                if api:
-                    headers.append((b"cache-control", b"no-store"))
-                event = {**event, "headers": headers}
-            await send(event)
-
-        await self.app(scope, receive, with_headers)
-
-
-class InternalErrors:
-    """Answer an unexpected exception with a 500 naming its type only, and log it the same way.
-
-    The exception is not passed on, so no server logs its message or traceback: both may quote request data.
-    ``MEDAI_DEBUG=1`` logs the traceback for debugging on test data.
-    """
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started = False
-
-        async def tracking_send(event):
-            nonlocal started
-            started = started or event["type"] == "http.response.start"
+                status, started = event["status"], True
+                event = {**event, "headers": [*event.get("headers", []), *SECURITY_HEADERS, *extra]}
             await send(event)
 
         try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as error:
-            logger.error("internal error %s on %s %s", type(error).__name__, scope["method"], scope["path"],
-                         exc_info=bool(os.environ.get("MEDAI_DEBUG")))
-            if not started:
-                await _send_json(send, 500, f"Internal error ({type(error).__name__}); it was logged without the "
-                                            f"request's data. Please report it.")
-
-
-class RequestLog:
-    """One log line per request: method, path, status, milliseconds, user (no bodies, no query strings)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        begin, status = time.perf_counter(), 500
-
-        async def remember(event):
-            nonlocal status
-            if event["type"] == "http.response.start":
-                status = event["status"]
-            await send(event)
-
-        try:
-            await self.app(scope, receive, remember)
+            declared = dict(scope["headers"]).get(b"content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > limit):
+                return await _send_json(with_headers, 413, _too_large(limit))
+            try:
+                await self.app(scope, counting_receive, with_headers)
+            except Exception as error:
+                logger.error("internal error %s on %s %s", type(error).__name__, scope["method"], path,
+                             exc_info=bool(os.environ.get("MEDAI_DEBUG")))
+                if not started:
+                    await _send_json(with_headers, 500, f"Internal error ({type(error).__name__}); it was logged "
+                                                        f"without the request's data. Please report it.")
         finally:
             user = (scope.get("state") or {}).get("user", "-")
-            logger.info("%s %s %s %.0fms user=%s", scope["method"], scope["path"], status,
+            logger.info("%s %s %s %.0fms user=%s", scope["method"], path, status,
                         1000 * (time.perf_counter() - begin), user)
+
+
+def _too_large(limit: int) -> str:
+    size = f"{limit / 2**20:.0f} MiB" if limit >= 2**20 else f"{limit} bytes"
+    return f"The request is larger than this service accepts ({size}); send a smaller file."

@@ -22,7 +22,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: ServiceSettings |
     log.info("MEDAI_HOME %s; database %s", settings.home, _safe_url(settings.database_url_resolved))
     if not admin_exists(app.state.services.database):
         log.warning("no administrator yet: create one with `medai users create-admin --username NAME`")
-    # uvicorn's own access log would print query strings; the service logs each request itself (RequestLog).
+    # uvicorn's own access log would print query strings; the service logs each request itself (ServiceMiddleware).
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", server_header=False)
 
 

@@ -205,3 +205,26 @@ def test_unexpected_errors_answer_500_without_their_message(fresh, caplog):
     assert response.status_code == 500 and "RuntimeError" in response.json()["detail"]
     assert "Janet" not in response.text and "Janet" not in caplog.text
     assert "internal error RuntimeError" in caplog.text
+
+
+def test_every_answer_of_the_middleware_has_security_headers_and_a_log_line(fresh, caplog):
+    from medai.service.middleware import SECURITY_HEADERS
+
+    def boom():
+        raise RuntimeError("patient Janet Doe")
+
+    fresh.app.add_api_route("/api/boom", boom)
+    limit = fresh.services.settings.max_upload_bytes
+    with caplog.at_level("INFO", logger="medai.service"):
+        answers = {"ok": fresh.client.get("/api/users/me", headers=fresh.auth("cleo")),
+                   "declared too large": fresh.client.post("/api/models/labs/predict/records",
+                                                           headers={"Content-Length": str(limit + 1)}),
+                   "error": fresh.client.get("/api/boom"), "page": fresh.client.get("/ui/")}
+    assert [a.status_code for a in answers.values()] == [200, 413, 500, 200]
+    for answer in answers.values():
+        assert all(answer.headers[name.decode()] == value.decode() for name, value in SECURITY_HEADERS)
+    assert [a.headers.get("cache-control") for a in answers.values()] == ["no-store"] * 3 + [None]
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert any(line.startswith("GET /api/users/me 200 ") and line.endswith("user=cleo") for line in lines)
+    assert any(line.startswith("POST /api/models/labs/predict/records 413 ") for line in lines)
+    assert any(line.startswith("GET /api/boom 500 ") and line.endswith("user=-") for line in lines)
