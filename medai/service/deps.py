@@ -202,24 +202,26 @@ def _look_up_identity(services: Services, token: str) -> tuple[Identity, datetim
         return Identity(user.id, user.username, user.role), expires_at
 
 
-def require_identity(permission: str):
+class RoleBearer(OAuth2PasswordBearer):
     """Like :func:`require`, for routes that need only the identity (no session is opened when it is cached).
 
-    One dependency (on ``bearer`` alone, for the OpenAPI security scheme): each dependency FastAPI solves costs
-    the prediction routes CPU on every request.
+    The bearer scheme itself (the same OpenAPI security scheme as ``bearer``) that also checks the token and the
+    role: the prediction routes' one dependency, since FastAPI solves each dependency anew on every request.
     """
 
-    async def check(request: Request, token: Annotated[str | None, Depends(bearer)]) -> Identity:
-        identity = await current_identity(request, token)
-        if not allowed(identity.role, permission):
+    def __init__(self, permission: str):
+        super().__init__(tokenUrl=TOKEN_URL, auto_error=False, scheme_name=bearer.scheme_name)
+        self.permission = permission
+
+    async def __call__(self, request: Request) -> Identity:
+        identity = await current_identity(request, await super().__call__(request))
+        if not allowed(identity.role, self.permission):
             route = getattr(request.scope.get("route"), "path", request.url.path)
             await request.app.state.services.audit_writer.append(audit.Event(
                 "access.denied", "denied", actor=identity, client=client_address(request),
-                detail={"permission": permission, "route": route, "method": request.method}))
-            raise Forbidden(denial_message(identity.role, permission))
+                detail={"permission": self.permission, "route": route, "method": request.method}))
+            raise Forbidden(denial_message(identity.role, self.permission))
         return identity
 
-    return check
 
-
-Predictor = Annotated[Identity, Depends(require_identity("predict"))]
+Predictor = Annotated[Identity, Depends(RoleBearer("predict"))]

@@ -53,12 +53,12 @@ def test_prediction_routes_are_tried_first_and_documented_in_router_order(servic
 
 
 def test_the_prediction_routes_check_the_token_in_one_dependency():
-    from medai.service.deps import bearer
+    from medai.service.deps import RoleBearer
     from medai.service.routes import predict
 
     for route in predict.router.routes:  # FastAPI solves each dependency anew on every request
         (check,) = route.dependant.dependencies
-        assert [dependency.call for dependency in check.dependencies] == [bearer]
+        assert isinstance(check.call, RoleBearer) and check.call.permission == "predict" and not check.dependencies
 
 
 def test_sign_in_gives_a_token_that_identifies_the_user(service):
