@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -310,25 +311,35 @@ class Scratch:
 
 class ScratchFile:
     """One private file (mode 0600) holding ``content``, removed on exit: the cheaper scratch of an image
-    prediction, which needs no folder of its own (no explanation picture is written beside it)."""
+    prediction, which needs no folder of its own (no explanation picture is written beside it).
+
+    Made as ``tempfile.mkstemp`` makes its files (a random name, created exclusively, links not followed), with
+    half its CPU: a 64-bit random name and one ``os.open``; the content is written through that descriptor.
+    """
+
+    FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
     def __init__(self, root: Path, suffix: str, content: bytes = b""):
         self.root, self.suffix, self.content = root, suffix, content
 
     def __enter__(self) -> Path:
+        while True:
+            path = self.root / f"upload-{secrets.token_hex(8)}{self.suffix}"
+            try:
+                descriptor = os.open(path, self.FLAGS, 0o600)
+                break
+            except FileExistsError:  # a 1 in 2**64 chance: draw another name
+                continue
+            except FileNotFoundError:  # the first upload (or the folder was removed): make it, once
+                self.root.mkdir(parents=True, exist_ok=True)
+        self.path = path
         try:
-            descriptor, name = tempfile.mkstemp(prefix="upload-", suffix=self.suffix, dir=self.root)
-        except FileNotFoundError:  # the first upload (or the folder was removed): make it, once
-            self.root.mkdir(parents=True, exist_ok=True)
-            descriptor, name = tempfile.mkstemp(prefix="upload-", suffix=self.suffix, dir=self.root)
-        self.path = Path(name)
-        try:
-            with open(descriptor, "wb") as file:  # written through the descriptor: not opened a second time
+            with open(descriptor, "wb") as file:
                 file.write(self.content)
         except BaseException:
-            self.path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
             raise
-        return self.path
+        return path
 
     def __exit__(self, *_exc) -> None:
         self.path.unlink(missing_ok=True)
