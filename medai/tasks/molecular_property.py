@@ -6,7 +6,7 @@ not given), or a MoleculeNet set by name (``bbbp``, ``clintox``, ``tox21``, ``si
 are skipped and listed by row. Split 80/10/10, random or by Bemis-Murcko scaffold.
 
 Models: ``dmpnn`` (directed message passing, chemprop v2 style), ``fingerprint_mlp`` (Morgan counts) or the
-``random_forest`` baseline (500 trees per task, saved with skops); the default ``auto`` fits the D-MPNN ensemble and
+``random_forest`` baseline (500 trees per task, kept as arrays in safetensors); the default ``auto`` fits the D-MPNN ensemble and
 the forest on the same split and keeps the one with the better validation score (the bundle records both scores).
 Torch models are deep ensembles: the members' spread is each prediction's uncertainty (the forest's: its trees'). Missing labels of multi-task data are masked out of the loss; regression
 targets are standardised on the training split and predicted in original units. Every prediction carries an
@@ -150,7 +150,7 @@ def data_fingerprint(smiles: list[str]) -> str:
 
 
 def build_model(config: dict):
-    """Rebuild the (untrained) torch ensemble a config.json describes (the forest is loaded from skops)."""
+    """Rebuild the (untrained) torch ensemble, or the empty forests, a config.json describes."""
     return fitting.build_ensemble(config)
 
 

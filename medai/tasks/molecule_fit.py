@@ -28,6 +28,7 @@ from medai.engine.metrics import regression_metrics
 from medai.engine.trainer import FitResult, Trainer, TrainerConfig
 from medai.errors import InvalidInputError
 from medai.models import NETWORKS
+from medai.models.forest import TreeForests
 from medai.models.molecule import MoleculeEnsemble, MoleculeModel
 
 FINGERPRINT = MorganFingerprint(radius=2, n_bits=2048, counts=True)
@@ -93,8 +94,10 @@ def _graph_subset(graphs, indices):
 # -- models -----------------------------------------------------------------------------------------------------
 
 
-def build_ensemble(config: dict) -> MoleculeEnsemble:
-    """The (untrained) torch ensemble a config.json describes."""
+def build_ensemble(config: dict) -> MoleculeEnsemble | TreeForests:
+    """The (untrained) torch ensemble a config.json describes, or the empty forests to load a forest into."""
+    if config["network"] == "random_forest":
+        return TreeForests(config["forest"]["nodes"], config["forest"]["trees"])
     members = [MoleculeModel(NETWORKS.create(config["network"], **config["network_kwargs"]), config["task_types"],
                              config["target_mean"], config["target_std"]) for _ in range(config["ensemble"])]
     return MoleculeEnsemble(members)
@@ -161,8 +164,12 @@ def fit_ensemble(config: dict, train: MoleculeDataset, val: MoleculeDataset, tra
     return ensemble, summary
 
 
-def fit_forest(config: dict, fingerprints: np.ndarray, labels: np.ndarray, seed: int) -> tuple[list, dict]:
-    """One random forest per task (FOREST_TREES trees) on Morgan counts of its labelled training molecules."""
+def fit_forest(config: dict, fingerprints: np.ndarray, labels: np.ndarray, seed: int) -> tuple[TreeForests, dict]:
+    """One random forest per task (FOREST_TREES trees) on Morgan counts of its labelled training molecules.
+
+    scikit-learn fits them; they are kept as :class:`medai.models.forest.TreeForests` (flat arrays, saved in
+    safetensors), whose node counts go to ``config["forest"]``.
+    """
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     forests = []
@@ -174,7 +181,9 @@ def fit_forest(config: dict, fingerprints: np.ndarray, labels: np.ndarray, seed:
                      min_samples_leaf=1, n_jobs=1, random_state=seed + j, **extra)
         y = labels[present, j]
         forests.append(forest.fit(fingerprints[present].astype(np.float32), y.astype(int) if kind == "classification" else y))
-    return forests, {"model": "random_forest", "trees_per_task": FOREST_TREES, "train_molecules": len(labels)}
+    model = TreeForests.from_sklearn(forests, config["task_types"])
+    config["forest"] = model.config()
+    return model, {"model": "random_forest", "trees_per_task": FOREST_TREES, "train_molecules": len(labels)}
 
 
 # -- predictions and metrics ------------------------------------------------------------------------------------
@@ -188,7 +197,12 @@ def predict_arrays(model, config: dict, data: MoleculeDataset | np.ndarray) -> t
     trees).
     """
     n_tasks = len(config["task_types"])
-    if isinstance(model, list):
+    if isinstance(model, TreeForests):
+        x = np.asarray(data, dtype=np.float32)
+        each = [model.tree_outputs(x, j) for j in range(n_tasks)]  # (trees, n) per task
+        return (np.stack([e.mean(axis=0) for e in each], axis=1).astype(np.float32),
+                np.stack([e.std(axis=0) for e in each], axis=1).astype(np.float32))
+    if isinstance(model, list):  # bundles saved before forests were kept as arrays: forests from model.skops
         return _forest_predictions(model, config["task_types"], np.asarray(data, dtype=np.float32))
     model.eval()
     means, spreads = [], []
