@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -192,7 +193,8 @@ def fit(table, parts: dict, indices: dict[str, np.ndarray], settings: MolecularS
         config["descriptor_scaler"] = DescriptorScaler().fit(parts["descriptors"][train]).to_dict()
     n_extra = 0 if config["descriptor_scaler"] is None else parts["descriptors"].shape[1]
     if settings.model in BASELINES:
-        model, summary = fitting.fit_forest(config, parts["fingerprints"][train], labels[train], settings.seed)
+        model, summary = fitting.fit_forest(config, parts["fingerprints"][train], labels[train], settings.seed,
+                                            n_jobs=settings.num_threads or os.cpu_count() or 1)
         config["ensemble"] = 0
     else:
         config["network_kwargs"] = _network_kwargs(settings, table.n_tasks, n_extra)

@@ -164,11 +164,13 @@ def fit_ensemble(config: dict, train: MoleculeDataset, val: MoleculeDataset, tra
     return ensemble, summary
 
 
-def fit_forest(config: dict, fingerprints: np.ndarray, labels: np.ndarray, seed: int) -> tuple[TreeForests, dict]:
+def fit_forest(config: dict, fingerprints: np.ndarray, labels: np.ndarray, seed: int,
+               n_jobs: int = 1) -> tuple[TreeForests, dict]:
     """One random forest per task (FOREST_TREES trees) on Morgan counts of its labelled training molecules.
 
-    scikit-learn fits them; they are kept as :class:`medai.models.forest.TreeForests` (flat arrays, saved in
-    safetensors), whose node counts go to ``config["forest"]``.
+    scikit-learn fits them on ``n_jobs`` threads (every tree's seed is drawn first: the forests do not depend on
+    it); they are kept as :class:`medai.models.forest.TreeForests` (flat arrays, saved in safetensors), whose node
+    counts go to ``config["forest"]``.
     """
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
@@ -178,7 +180,7 @@ def fit_forest(config: dict, fingerprints: np.ndarray, labels: np.ndarray, seed:
         cls = RandomForestClassifier if kind == "classification" else RandomForestRegressor
         extra = {"class_weight": "balanced_subsample"} if kind == "classification" else {}
         forest = cls(n_estimators=FOREST_TREES, max_features="sqrt" if kind == "classification" else 0.33,
-                     min_samples_leaf=1, n_jobs=1, random_state=seed + j, **extra)
+                     min_samples_leaf=1, n_jobs=n_jobs, random_state=seed + j, **extra)
         y = labels[present, j]
         forests.append(forest.fit(fingerprints[present].astype(np.float32), y.astype(int) if kind == "classification" else y))
     model = TreeForests.from_sklearn(forests, config["task_types"])

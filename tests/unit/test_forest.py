@@ -44,3 +44,16 @@ def test_buffers_round_trip_into_a_module_built_from_the_config(data):
     for task in (0, 1):
         assert np.array_equal(fresh.tree_outputs(x, task), model.tree_outputs(x, task))
     assert {v.dtype for v in model.state_dict().values()} == {torch.int32, torch.int64, torch.float64}
+
+
+def test_fit_forest_gives_the_same_forests_on_any_number_of_threads(data):
+    from medai.tasks.molecule_fit import fit_forest
+
+    x, _ = data
+    labels = np.c_[(x[:, 0] > 1).astype(float), x[:, 1] * 2.0]
+    labels[::7, 0] = np.nan  # missing labels are left out per task
+    one, two = ({"task_types": ["classification", "regression"]} for _ in range(2))
+    single, _ = fit_forest(one, x, labels, seed=3, n_jobs=1)
+    double, _ = fit_forest(two, x, labels, seed=3, n_jobs=2)
+    assert one["forest"] == two["forest"]
+    assert all(torch.equal(a, b) for a, b in zip(single.state_dict().values(), double.state_dict().values()))
