@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 TASKS = ("FDA_APPROVED", "CT_TOX")
 _BRACKETS = re.compile(r"\[[^\]]*\]")
 
@@ -73,7 +72,7 @@ def minority(labels: np.ndarray) -> dict:
     for j, task in enumerate(TASKS):
         y = labels[:, j][np.isfinite(labels[:, j])]
         minority_class = int(y.mean() < 0.5)
-        out[task] = {"labelled": int(len(y)), "minority_class": minority_class,
+        out[task] = {"labelled": len(y), "minority_class": minority_class,
                      "minority_rows": int((y == minority_class).sum())}
     return out
 
@@ -136,7 +135,7 @@ def main() -> None:
     std_mols = table.mols
     std_artifacts = np.array([graph_artifacts(m) for m in std_mols])
     report = {
-        "data": "moleculenet/clintox.csv (under MEDAI_DATA_DIR)", "rows": int(len(raw)), "rows_parsed_by_rdkit": int(keep.sum()),
+        "data": "moleculenet/clintox.csv (under MEDAI_DATA_DIR)", "rows": len(raw), "rows_parsed_by_rdkit": int(keep.sum()),
         "text_style": {
             "features": ["lowercase aromatic atom outside brackets", "charged bracket atom", "'.' (several fragments)",
                          "Kekule double bond to C or N"],

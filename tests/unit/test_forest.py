@@ -22,7 +22,7 @@ def data():
 
 
 def test_tree_outputs_equal_scikit_learns_per_tree_predictions(data):
-    x, (classifier, regressor) = data
+    _, (classifier, regressor) = data
     model = TreeForests.from_sklearn([classifier, regressor], ["classification", "regression"])
     new = np.random.default_rng(1).integers(0, 5, (40, 30)).astype(np.float32)
     expected = [np.stack([t.predict_proba(new)[:, 1] for t in classifier.estimators_]),
