@@ -56,6 +56,13 @@ FLOORS = {"errors": 0, "p99_ms": 100.0, "throughput_fraction_of_raw": 0.5}
 SQL = ["' OR '1'='1", "'; DROP TABLE users; --", "1; SELECT * FROM audit_entries", "admin'--"]
 SCRIPT = ["<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>"]
 PAYLOADS = SQL + SCRIPT
+
+
+def payload_label(index: int) -> str:
+    """A case's name for an injection payload: its number, so no label reads like a credential."""
+    return f"payload {index + 1}"
+
+
 TRAVERSAL_NAMES = ["../../etc/passwd.png", "..\\..\\windows\\win.ini.png", "/etc/passwd.png", "..png",
                    "scan.png\x00.txt", "sub/dir/scan.png"]
 
@@ -232,46 +239,47 @@ def security_battery(client, headers: dict[str, dict], tokens: dict[str, str], p
 
     # -- injection strings in every field and query parameter
     for i, p in enumerate(PAYLOADS):
-        check(f"login username <- {p!r}", client.post("/api/auth/token", data={"username": p, "password": PASSWORD}),
+        label = payload_label(i)  # the payload itself is listed once, under "payloads"
+        check(f"login username <- {label}", client.post("/api/auth/token", data={"username": p, "password": PASSWORD}),
               payload=p)
-        check(f"login password <- {p!r}", client.post("/api/auth/token",
+        check(f"login password <- {label}", client.post("/api/auth/token",
               data={"username": "no-such-user", "password": p}), payload=p)
         good = {"username": f"battery{i}", "password": PASSWORD, "role": "clinician", "full_name": ""}
         for field in ("username", "password", "role"):
             body = {**good, field: p}
             allowed = range(200, 500) if field == "password" else range(400, 500)
-            check(f"create user {field} <- {p!r}", client.post("/api/users", headers=admin, json=body), allowed, p)
-        check(f"create user full_name <- {p!r}", client.post("/api/users", headers=admin,
+            check(f"create user {field} <- {label}", client.post("/api/users", headers=admin, json=body), allowed, p)
+        check(f"create user full_name <- {label}", client.post("/api/users", headers=admin,
               json={**good, "username": f"batteryfn{i}", "full_name": p}), range(200, 500), p, ("full_name", p))
         reg = {"name": "battery-model", "path": str(bundle_folder), "stage": "staging"}
         for field in ("name", "path", "stage"):
-            check(f"register {field} <- {p!r}", client.post("/api/models", headers=researcher, json={**reg, field: p}),
+            check(f"register {field} <- {label}", client.post("/api/models", headers=researcher, json={**reg, field: p}),
                   payload=p)
-        check(f"register path=<root>/{p!r}", client.post("/api/models", headers=researcher,
+        check(f"register path=<root>/{label}", client.post("/api/models", headers=researcher,
               json={**reg, "path": str(register_root / p)}), payload=p)
         quoted = p.replace("/", "%2F")
-        check(f"model name in URL {p!r}", client.get(f"/api/models/{quoted}", headers=clinician), payload=p)
-        check(f"predict model name in URL {p!r}", client.post(f"/api/models/{quoted}/predict/file", headers=clinician,
+        check(f"model name in URL {label}", client.get(f"/api/models/{quoted}", headers=clinician), payload=p)
+        check(f"predict model name in URL {label}", client.post(f"/api/models/{quoted}/predict/file", headers=clinician,
               files=upload("scan.png", png)), payload=p)
-        check(f"predict ?version <- {p!r}", client.post(predict, headers=clinician, params={"version": p},
+        check(f"predict ?version <- {label}", client.post(predict, headers=clinician, params={"version": p},
               files=upload("scan.png", png)), payload=p)
-        check(f"explain ?target <- {p!r}", client.post(f"/api/models/{image_model}/explain/file", headers=clinician,
+        check(f"explain ?target <- {label}", client.post(f"/api/models/{image_model}/explain/file", headers=clinician,
               params={"target": p}, files=upload("scan.png", png)), payload=p)
-        check(f"audit ?since <- {p!r}", client.get("/api/audit", headers=admin, params={"since": p}), payload=p)
-        check(f"audit ?action <- {p!r}", client.get("/api/audit", headers=admin, params={"action": p}),
+        check(f"audit ?since <- {label}", client.get("/api/audit", headers=admin, params={"since": p}), payload=p)
+        check(f"audit ?action <- {label}", client.get("/api/audit", headers=admin, params={"action": p}),
               range(200, 500), payload=p)
-        check(f"upload name {p!r}.png", client.post(predict, headers=clinician, files=upload(f"{p}.png", png)),
+        check(f"upload name {label}.png", client.post(predict, headers=clinician, files=upload(f"{p}.png", png)),
               range(200, 500), payload=p)  # a plain file name with odd characters is only a label
-        check(f"records for the image model key <- {p!r}", client.post(f"/api/models/{image_model}/predict/records",
+        check(f"records for the image model key <- {label}", client.post(f"/api/models/{image_model}/predict/records",
               headers=clinician, json={"records": [{p: 1}]}), payload=p)
         if labs_model:
             records = f"/api/models/{labs_model}/predict/records"
-            check(f"records key <- {p!r}", client.post(records, headers=clinician, json={"records": [{p: 1}]}), payload=p)
+            check(f"records key <- {label}", client.post(records, headers=clinician, json={"records": [{p: 1}]}), payload=p)
             for field in ("glucose", "smoker"):
-                check(f"records {field} <- {p!r}", client.post(records, headers=clinician,
+                check(f"records {field} <- {label}", client.post(records, headers=clinician,
                       json={"records": [{"glucose": 100, "age": 50, "smoker": "no", field: p}]}),
                       range(200, 500), payload=p)
-            check(f"explain records ?target <- {p!r}", client.post(f"/api/models/{labs_model}/explain/records",
+            check(f"explain records ?target <- {label}", client.post(f"/api/models/{labs_model}/explain/records",
                   headers=clinician, params={"target": p}, json={"records": [{"glucose": 100}]}), payload=p)
     if user_count:
         cases.append({"case": "users table intact after injections", "status": None,
@@ -339,7 +347,8 @@ def security_battery(client, headers: dict[str, dict], tokens: dict[str, str], p
     for c in cases:
         by_status[str(c["status"])] = by_status.get(str(c["status"]), 0) + 1
     return {"total": len(cases), "passed": len(cases) - len(failed), "failed": failed, "by_status": by_status,
-            "any_5xx": any((c["status"] or 0) >= 500 for c in cases), "cases": cases}
+            "any_5xx": any((c["status"] or 0) >= 500 for c in cases), "cases": cases,
+            "payloads": {payload_label(i): p for i, p in enumerate(PAYLOADS)}}
 
 
 # -- set-up of a service home ------------------------------------------------------------------------------------

@@ -45,6 +45,9 @@ def test_every_case_is_answered_4xx_with_a_clear_message_and_no_leak(battery):
     assert not result["failed"], "\n".join(f"{c['case']}: {c['status']} {c['problems']} {c['detail']}"
                                            for c in result["failed"])
     assert not result["any_5xx"]
+    payloads = result["payloads"]  # case names carry a payload's number, never the payload next to a field name
+    assert list(payloads) == [f"payload {i}" for i in range(1, len(payloads) + 1)]
+    assert not any(p in c["case"] for c in result["cases"] for p in payloads.values())
 
 
 @pytest.mark.parametrize("kind", ["expired", "tampered_claims", "tampered_signature", "alg_none", "garbage",
