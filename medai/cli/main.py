@@ -44,7 +44,7 @@ def train(
     features: Annotated[Optional[str], typer.Option(help="Molecules: extra molecule features, rdkit_2d or none.")] = None,
     id_column: Annotated[Optional[str], typer.Option(help="Tables: column of record ids (not a feature).")] = None,
     site_column: Annotated[Optional[str], typer.Option(help="Tables: column naming the hospital (not a feature).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Network from the registry (see `medai models`).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Network from the registry (see `medai models`) or a baseline (tables: logistic_regression, gradient_boosting; molecules: random_forest; drug recommendation: most_frequent, logistic_regression, nearest_neighbour). Molecules default to auto: the D-MPNN ensemble or the random forest, whichever scores better on validation.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs; the best on validation is kept.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed, same result).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
