@@ -38,6 +38,7 @@ TASK = "molecular-property"
 BASELINES = ("random_forest",)
 AUTO_CANDIDATES = ("dmpnn", "random_forest")
 """What ``model="auto"`` fits and compares on validation data, in order of preference on a tie."""
+MIN_STEPS = 1500  # optimiser steps per member that the default number of epochs aims at (see auto_epochs)
 SPLITS = ("train", "val", "test", "all")
 FRACTIONS = (0.8, 0.1, 0.1)
 
@@ -47,7 +48,7 @@ class MolecularSettings:
     """User-facing settings of ``medai train --task molecular-property``; defaults chosen on validation data."""
 
     model: str = "auto"  # auto (dmpnn or random_forest, whichever scores better on validation), dmpnn, ...
-    epochs: int = 40  # maximum epochs per member (best on validation kept)
+    epochs: int | None = None  # maximum epochs per member (best kept); None: 40, more for small regression sets
     batch_size: int = 50
     learning_rate: float = 1e-3  # peak of the one-cycle schedule
     ensemble: int | None = None  # members of the deep ensemble; None: by data size (see auto_ensemble)
@@ -80,8 +81,9 @@ class MolecularSettings:
             self.targets = [self.targets]
         return self
 
-    def trainer_config(self) -> TrainerConfig:
-        return TrainerConfig(max_epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+    def trainer_config(self, n_train: int, task_types=()) -> TrainerConfig:
+        return TrainerConfig(max_epochs=self.epochs or auto_epochs(n_train, self.batch_size, task_types),
+                             batch_size=self.batch_size, learning_rate=self.learning_rate,
                              weight_decay=0.0, warmup_fraction=0.1, patience=self.patience, monitor="score",
                              seed=self.seed, device=self.device, num_threads=self.num_threads,
                              eval_batch_size=fitting.INFERENCE_CHUNK, progress=self.progress)
@@ -98,6 +100,18 @@ def features_of(settings: MolecularSettings) -> str:
 def featurised_network(settings: MolecularSettings) -> str:
     """The network whose inputs training must compute (``auto`` needs the D-MPNN's graphs)."""
     return "dmpnn" if settings.model == "auto" else settings.model
+
+
+def auto_epochs(n_train: int, batch_size: int, task_types) -> int:
+    """40 epochs; for regression, at least MIN_STEPS optimiser steps too (ESOL 84 epochs, FreeSolv 137).
+
+    Chosen on validation data (random splits, seeds 0-2, two members each): 80 epochs instead of 40 lowered ESOL's
+    validation RMSE on every seed (mean 0.537 -> 0.524; five members instead of two: 0.534), and 137 instead of 40
+    lowered FreeSolv's on every seed. Classification was not compared, so it keeps 40.
+    """
+    if not all(kind == "regression" for kind in task_types):
+        return 40
+    return int(max(40, min(200, np.ceil(MIN_STEPS / np.ceil(n_train / batch_size)))))
 
 
 def auto_ensemble(n_train: int, epochs: int) -> int:
@@ -198,9 +212,10 @@ def fit(table, parts: dict, indices: dict[str, np.ndarray], settings: MolecularS
         config["ensemble"] = 0
     else:
         config["network_kwargs"] = _network_kwargs(settings, table.n_tasks, n_extra)
-        config["ensemble"] = settings.ensemble or auto_ensemble(len(train), settings.epochs)
+        trainer_config = settings.trainer_config(len(train), table.task_types)
+        config["ensemble"] = settings.ensemble or auto_ensemble(len(train), trainer_config.max_epochs)
         datasets = [fitting.dataset_of(parts, config, idx, labels[idx]) for idx in (train, val)]
-        model, summary = fitting.fit_ensemble(config, *datasets, settings.trainer_config(), checkpoints)
+        model, summary = fitting.fit_ensemble(config, *datasets, trainer_config, checkpoints)
     domain = ApplicabilityDomain().fit(parts["fingerprints"][train], parts["fingerprints"][val])
     config["domain"] = domain.to_dict()
     return model, config, {**summary, "domain": domain}

@@ -199,3 +199,16 @@ def test_short_scaffold_run_on_bbbp(real_data_dir, tmp_path):
     scaffolds = murcko_scaffolds(table)
     train, test = ({scaffolds[i] for i in splits[name]} for name in ("train", "test"))
     assert not train & test
+
+
+def test_default_epochs_give_small_regression_sets_more_steps():
+    from medai.tasks.molecular_property import MIN_STEPS, auto_epochs
+
+    assert auto_epochs(894, 50, ["regression"]) == 84  # ESOL's training split: 18 batches per epoch
+    assert auto_epochs(894, 50, ["classification"]) == 40  # classification keeps 40
+    assert auto_epochs(894, 50, ["regression", "classification"]) == 40
+    assert auto_epochs(5000, 50, ["regression"]) == 40  # large sets already make MIN_STEPS in 40 epochs
+    assert auto_epochs(10, 50, ["regression"]) == 200  # capped
+    assert auto_epochs(894, 50, ["regression"]) * 18 >= MIN_STEPS
+    settings = task.MolecularSettings(epochs=7)
+    assert settings.trainer_config(894, ["regression"]).max_epochs == 7  # an explicit value wins
