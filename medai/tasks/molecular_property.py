@@ -75,13 +75,16 @@ class MolecularSettings:
         check_choice("split", self.split, ["random", "scaffold"])
         check_choice("features", self.features, ["rdkit_2d", "none"])
         check_choice("aggregation", self.aggregation, ["mean", "sum", "norm"])
+        if self.epochs is not None and not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise InvalidInputError(f"The 'epochs' parameter must be an int >= 1 (or None: by data size); "
+                                    f"got {self.epochs!r}.")
         if self.ensemble is not None and not (isinstance(self.ensemble, int) and 1 <= self.ensemble <= 20):
             raise InvalidInputError(f"The 'ensemble' parameter must be an int in [1, 20]; got {self.ensemble!r}.")
         if isinstance(self.targets, str):
             self.targets = [self.targets]
         return self
 
-    def trainer_config(self, n_train: int, task_types=()) -> TrainerConfig:
+    def trainer_config(self, n_train: int, task_types) -> TrainerConfig:
         return TrainerConfig(max_epochs=self.epochs or auto_epochs(n_train, self.batch_size, task_types),
                              batch_size=self.batch_size, learning_rate=self.learning_rate,
                              weight_decay=0.0, warmup_fraction=0.1, patience=self.patience, monitor="score",

@@ -212,3 +212,9 @@ def test_default_epochs_give_small_regression_sets_more_steps():
     assert auto_epochs(894, 50, ["regression"]) * 18 >= MIN_STEPS
     settings = task.MolecularSettings(epochs=7)
     assert settings.trainer_config(894, ["regression"]).max_epochs == 7  # an explicit value wins
+
+
+@pytest.mark.parametrize("epochs", [0, -3, 2.5])
+def test_epochs_must_be_a_positive_int(epochs):
+    with pytest.raises(InvalidInputError, match="'epochs'"):
+        task.MolecularSettings(epochs=epochs).validate()
