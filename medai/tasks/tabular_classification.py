@@ -43,6 +43,8 @@ class TabularSettings:
     batch_size: int = 32
     learning_rate: float = 3e-3
     weight_decay: float = 1e-2
+    dropout: float = 0.2  # dropout after each hidden layer of the MLP
+    monitor: str = "auroc"  # validation metric that picks each member's best epoch: auroc or loss
     ensemble: int = 5  # MLP members trained with different seeds, logits averaged
     member_validation: str = "split"  # "split": every member early-stops on the validation split; "cross-fit":
     # training and validation rows are pooled and cut into `ensemble` stratified folds, member k early-stops on fold k
@@ -61,6 +63,9 @@ class TabularSettings:
             )
         check_choice("class_weight", self.class_weight, ["none", "balanced"])
         check_choice("member_validation", self.member_validation, ["split", "cross-fit"])
+        check_choice("monitor", self.monitor, ["auroc", "loss"])
+        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+            raise InvalidInputError(f"The 'dropout' parameter must be a number in [0, 1); got {self.dropout!r}.")
         if not 1 <= self.ensemble <= 20:
             raise InvalidInputError(f"The 'ensemble' parameter must be an int in [1, 20]; got {self.ensemble}.")
         return self
@@ -68,7 +73,7 @@ class TabularSettings:
     def trainer_config(self) -> TrainerConfig:
         return TrainerConfig(
             max_epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay, monitor="auroc", seed=self.seed, device=self.device, progress=self.progress,
+            weight_decay=self.weight_decay, monitor=self.monitor, seed=self.seed, device=self.device, progress=self.progress,
         )  # fmt: skip
 
 
@@ -163,7 +168,8 @@ def fit(train, val, settings: TabularSettings) -> tuple[object, dict, dict]:
         model.fit(design(x_train, n_numeric, cardinalities), train.labels)
         summary = {"model": settings.model, "train_rows": len(train)}
     else:
-        kwargs = {"n_numeric": n_numeric, "cardinalities": cardinalities, "num_classes": len(train.label_names)}
+        kwargs = {"n_numeric": n_numeric, "cardinalities": cardinalities, "num_classes": len(train.label_names),
+                  "dropout": settings.dropout}
         if settings.ensemble > 1:
             config["network"], kwargs = "ensemble", {"member": settings.model, "size": settings.ensemble, **kwargs}
         config["network_kwargs"] = kwargs

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from medai.bundle import load_bundle
@@ -129,3 +130,25 @@ def test_predict_flags_rows_unlike_the_training_rows(trained, tmp_path):
     (tmp_path / "odd.csv").write_text("id,glucose,age,smoker,site\nq1,900,5,no,a\nq2,-300,140,yes,a\n")
     odd = json.loads(runner.invoke(app, ["predict", str(bundle), "--data", str(tmp_path / "odd.csv"), "--json"]).stdout)
     assert all(p["ood"]["out_of_distribution"] for p in odd)
+
+
+def test_dropout_setting_reaches_every_member_and_is_checked(tmp_path):
+    from medai.errors import InvalidInputError
+    from medai.tasks import tabular_classification as task
+
+    bundle = task.train(write_table(tmp_path / "t.csv"), tmp_path / "b", target="outcome", epochs=2, ensemble=2,
+                        dropout=0.0, progress=False)
+    assert bundle.config["network_kwargs"]["dropout"] == 0.0
+    dropouts = [m for m in bundle.model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and all(m.p == 0.0 for m in dropouts)
+    with pytest.raises(InvalidInputError, match="'dropout'"):
+        task.TabularSettings(dropout=1.0).validate()
+
+
+def test_monitor_setting_is_checked_and_reaches_the_trainer():
+    from medai.errors import InvalidInputError
+    from medai.tasks import tabular_classification as task
+
+    assert task.TabularSettings(monitor="loss").validate().trainer_config().monitor == "loss"
+    with pytest.raises(InvalidInputError, match="monitor"):
+        task.TabularSettings(monitor="accuracy").validate()
