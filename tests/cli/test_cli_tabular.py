@@ -53,7 +53,7 @@ def trained(tmp_path_factory):
 
 
 def test_train_learns_and_writes_a_bundle(trained):
-    folder, data, bundle = trained
+    _folder, _data, bundle = trained
     metrics = json.loads((bundle / "metrics.json").read_text())
     assert metrics["test"]["auroc"] > 0.8
     assert (bundle / "card.md").read_text().startswith("# Model card")
