@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -136,12 +137,12 @@ def test_successful_sign_in_resets_the_user_count(fresh):
 
 
 def test_password_change_invalidates_earlier_tokens(fresh):
-    old = fresh.auth("cleo")
+    old, new_password = fresh.auth("cleo"), secrets.token_urlsafe(16)  # made per run, like PASSWORD
     response = fresh.client.post("/api/users/me/password", headers=old,
-                                 json={"current_password": PASSWORD, "new_password": "another-long-pass-2"})
+                                 json={"current_password": PASSWORD, "new_password": new_password})
     assert response.status_code == 200, response.text
     assert fresh.client.get("/api/users/me", headers=old).status_code == 401
-    assert fresh.login("cleo", "another-long-pass-2").status_code == 200
+    assert fresh.login("cleo", new_password).status_code == 200
 
 
 def test_weak_new_password_is_refused_with_the_rule(fresh):
