@@ -15,6 +15,12 @@ from medai.engine.trainer import FitResult, Trainer, TrainerConfig
 from medai.models.classifier import Classifier
 
 
+def epochs_for_steps(n_rows: int, batch_size: int, steps: int, low: int, high: int) -> int:
+    """Epochs that make about ``steps`` optimiser steps over ``n_rows`` rows in batches of ``batch_size``, within
+    [low, high]: small training sets get more epochs, large ones at least ``low``."""
+    return int(np.clip(np.ceil(steps / np.ceil(max(n_rows, 1) / batch_size)), low, high))
+
+
 def members(model: Classifier) -> list[nn.Module]:
     """The member networks of an ensemble, or the single network (an ensemble of one)."""
     network = model.network

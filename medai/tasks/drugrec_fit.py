@@ -14,6 +14,7 @@ from medai.ehr.metrics import pair_counts_matrix, visit_scores
 from medai.engine.trainer import Trainer, TrainerConfig
 from medai.models import NETWORKS
 from medai.models.drugrec import BASELINES
+from medai.tasks.common import epochs_for_steps
 from medai.tasks.drugrec_data import CodeEncoder, EncodedVisit, VisitSamples, collate_histories
 
 DEEP = "drug_recommender"
@@ -76,7 +77,7 @@ def _fit_deep(train, val, encoder, ddi, settings, ddi_target, frequency):
     members, fits = [], []
     residual = getattr(settings, "residual", False) and settings.wide
     linear = _logistic_weights(train, encoder, settings) if residual else None
-    epochs = settings.epochs or int(np.clip(np.ceil(STEPS / np.ceil(len(train) / settings.batch_size)), 10, 100))
+    epochs = settings.epochs or epochs_for_steps(len(train), settings.batch_size, STEPS, 10, 100)
     for index in range(settings.ensemble):
         torch.manual_seed(settings.seed + 1000 * index)
         member = NETWORKS.create(DEEP, **kwargs)

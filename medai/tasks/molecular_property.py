@@ -33,6 +33,7 @@ from medai.engine.trainer import TrainerConfig
 from medai.errors import DataNotFoundError, InvalidInputError, check_choice, did_you_mean
 from medai.models import NETWORKS
 from medai.tasks import molecule_fit as fitting
+from medai.tasks.common import epochs_for_steps
 
 TASK = "molecular-property"
 BASELINES = ("random_forest",)
@@ -114,7 +115,7 @@ def auto_epochs(n_train: int, batch_size: int, task_types) -> int:
     """
     if not all(kind == "regression" for kind in task_types):
         return 40
-    return int(max(40, min(200, np.ceil(MIN_STEPS / np.ceil(n_train / batch_size)))))
+    return epochs_for_steps(n_train, batch_size, MIN_STEPS, 40, 200)
 
 
 def auto_ensemble(n_train: int, epochs: int) -> int:
