@@ -88,6 +88,7 @@ def run_one(name: str, model: str, seed: int, threads: int) -> dict:
         fit = fit["candidates"]["dmpnn"]
     if "train_seconds" in fit:
         result |= {"train_seconds": round(fit["train_seconds"], 1), "best_epochs": fit["best_epochs"],
+                   "max_epochs": fit["max_epochs"],
                    "train_molecules_per_second": round(fit["molecules_per_second"], 1)}
     return result
 
