@@ -30,6 +30,8 @@ class TabularMLP(nn.Module):
         hidden: widths of the hidden layers.
         dropout: dropout after each hidden layer.
         embedding_dim: largest embedding width (a column with k codes gets min(embedding_dim, (k + 1) // 2)).
+        wide: add a linear path from the inputs (numbers, indicators, embeddings) to the logits beside the MLP
+            ("wide and deep"): the network starts from a logistic regression and learns the nonlinear part on top.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class TabularMLP(nn.Module):
         hidden=(64, 32),
         dropout: float = 0.2,
         embedding_dim: int = 8,
+        wide: bool = False,
     ):
         super().__init__()
         if n_numeric < 0 or (n_numeric == 0 and not cardinalities):
@@ -50,6 +53,7 @@ class TabularMLP(nn.Module):
         self.cardinalities = [int(k) for k in cardinalities]
         self.embeddings = nn.ModuleList(nn.Embedding(k, min(embedding_dim, (k + 1) // 2)) for k in self.cardinalities)
         width = 2 * n_numeric + sum(e.embedding_dim for e in self.embeddings)
+        self.wide = nn.Linear(width, num_classes) if wide else None
         layers = []
         for size in hidden:
             layers += [nn.Linear(width, size), nn.BatchNorm1d(size), nn.ReLU(inplace=True), nn.Dropout(dropout)]
@@ -61,4 +65,6 @@ class TabularMLP(nn.Module):
         numeric = rows[:, : 2 * self.n_numeric]  # (batch, 2 * n_numeric): values then missing indicators
         codes = rows[:, 2 * self.n_numeric :].round().long()  # (batch, n_categorical)
         parts = [numeric] + [embed(codes[:, i].clamp(0, embed.num_embeddings - 1)) for i, embed in enumerate(self.embeddings)]
-        return self.head(self.body(torch.cat(parts, dim=1)))  # (batch, num_classes)
+        inputs = torch.cat(parts, dim=1)  # (batch, width)
+        logits = self.head(self.body(inputs))  # (batch, num_classes)
+        return logits if self.wide is None else logits + self.wide(inputs)

@@ -224,7 +224,8 @@ def save_federated_bundle(out, results: dict, settings: FederatedSettings, *, so
     config["settings"] = asdict(TabularSettings(target=config["target"], model="tabular_mlp", ensemble=1,
                                                 epochs=settings.rounds, seed=settings.seed, progress=False,
                                                 id_column=settings.id_column, site_column=settings.site_column,
-                                                monitor=settings.monitor))  # the round was chosen by this
+                                                monitor=settings.monitor,  # the round was chosen by this
+                                                wide=config["network_kwargs"].get("wide", False)))
     config["calibration"] = {"method": "temperature", "fitted_on": "val (sites' summed NLL over a grid)",
                              "temperature": results["temperature"]}
     config["source"] = {"data": source, "split": "per site, stratified 70/10/20 by patient", "split_seed": settings.seed}

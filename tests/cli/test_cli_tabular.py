@@ -152,3 +152,25 @@ def test_monitor_setting_is_checked_and_reaches_the_trainer():
     assert task.TabularSettings(monitor="loss").validate().trainer_config().monitor == "loss"
     with pytest.raises(InvalidInputError, match="monitor"):
         task.TabularSettings(monitor="accuracy").validate()
+
+
+def test_wide_setting_adds_a_linear_path_and_is_checked(tmp_path):
+    from medai.errors import InvalidInputError
+    from medai.models import NETWORKS
+    from medai.tasks import tabular_classification as task
+
+    bundle = task.train(write_table(tmp_path / "t.csv"), tmp_path / "b", target="outcome", epochs=2, ensemble=2, progress=False)
+    assert bundle.config["network_kwargs"]["wide"] is True
+    assert all(member.wide is not None for member in bundle.model.network.members)
+    narrow = NETWORKS.create("tabular_mlp", n_numeric=2, cardinalities=(3,), wide=False)
+    assert narrow.wide is None  # bundles saved before the setting existed rebuild without it
+    wide = NETWORKS.create("tabular_mlp", n_numeric=2, cardinalities=(3,), wide=True).eval()
+    rows = torch.tensor([[0.5, -1.0, 0.0, 0.0, 2.0]])
+    with torch.no_grad():
+        inputs = torch.cat([rows[:, :4], wide.embeddings[0](rows[:, 4].long())], dim=1)
+        torch.nn.init.ones_(wide.wide.weight)
+        torch.nn.init.zeros_(wide.wide.bias)
+        expected = wide.head(wide.body(inputs)) + inputs.sum(1, keepdim=True)  # the MLP's logits plus the linear path
+        assert torch.allclose(wide(rows), expected)
+    with pytest.raises(InvalidInputError, match="'wide'"):
+        task.TabularSettings(wide="yes").validate()
