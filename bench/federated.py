@@ -120,7 +120,7 @@ def tuned_centralised(pooled, sites, seed: int) -> dict:
     for rate in GRID_CENTRALISED:
         model, config, summary = fit(pooled["train"], pooled["val"], TabularSettings(
             model="tabular_mlp", ensemble=1, seed=seed, learning_rate=rate, progress=False,
-            monitor="auroc"))  # best_scores below must be validation AUROCs  # fmt: skip
+            monitor="auroc", wide=False))  # best_scores below must be validation AUROCs; the federated network has no wide path  # fmt: skip
         fits[rate] = (model, config, max(summary["best_scores"]))
     best = max(fits, key=lambda rate: fits[rate][2])
     model, config, _ = fits[best]
@@ -137,7 +137,7 @@ def run_tuned_seed(seed: int, rounds: int) -> dict:
     result = {"seed": seed}
     result["fedavg"], result["fedprox"] = tuned_federated(sites, pooled["test"], seed, rounds)
     result["centralised"] = tuned_centralised(pooled, sites, seed)
-    tabular = TabularSettings(model="tabular_mlp", ensemble=1, seed=seed, progress=False, monitor="auroc")
+    tabular = TabularSettings(model="tabular_mlp", ensemble=1, seed=seed, progress=False, monitor="auroc", wide=False)
     result["local"] = {}
     for site in sites:
         model, config, _ = fit(site.train, site.val, tabular)
@@ -153,7 +153,7 @@ def run_seed(seed: int, rounds: int) -> dict:
     table = load("heart", TabularSettings())
     sites = partition_by_site(table, seed)
     pooled = {part: concatenate([getattr(s, part) for s in sites]) for part in ("train", "val", "test")}
-    tabular = TabularSettings(model="tabular_mlp", ensemble=1, seed=seed, progress=False, monitor="auroc")
+    tabular = TabularSettings(model="tabular_mlp", ensemble=1, seed=seed, progress=False, monitor="auroc", wide=False)
     result = {"seed": seed, "sizes": {s.name: {p: len(getattr(s, p)) for p in ("train", "val", "test")} for s in sites}}
     for strategy in ("fedavg", "fedprox"):
         result[strategy] = federated(sites, pooled["test"], FederatedSettings(rounds=rounds, strategy=strategy, seed=seed))

@@ -57,7 +57,7 @@ def _auroc(probabilities, labels) -> float:
 def pima_seed(seed: int) -> dict:
     from medai.tasks import tabular_classification as tabular
 
-    base = tabular.TabularSettings(seed=seed, progress=False, monitor="auroc")  # as the recorded runs were made
+    base = tabular.TabularSettings(seed=seed, progress=False, monitor="auroc", wide=False)  # as the recorded runs were made
     table = tabular.load("pima", base)
     parts = split_indices(table.labels, None, (0.7, 0.1, 0.2), seed, table.label_names)
     train, val, test = (table.subset(parts[name]) for name in ("train", "val", "test"))
