@@ -17,6 +17,8 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
     model = config["network"]
     if model == "ensemble":
         model = f"ensemble of {config['network_kwargs']['size']} `{config['network_kwargs']['member']}`"
+    if config.get("network_kwargs", {}).get("wide"):
+        model += " (wide and deep)"
     return "\n".join([
         f"# Model card: {model} for `{config['target']}`",
         "",

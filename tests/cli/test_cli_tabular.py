@@ -162,6 +162,7 @@ def test_wide_setting_adds_a_linear_path_and_is_checked(tmp_path):
     bundle = task.train(write_table(tmp_path / "t.csv"), tmp_path / "b", target="outcome", epochs=2, ensemble=2, progress=False)
     assert bundle.config["network_kwargs"]["wide"] is True
     assert all(member.wide is not None for member in bundle.model.network.members)
+    assert "(wide and deep)" in (tmp_path / "b" / "card.md").read_text().splitlines()[0]
     narrow = NETWORKS.create("tabular_mlp", n_numeric=2, cardinalities=(3,), wide=False)
     assert narrow.wide is None  # bundles saved before the setting existed rebuild without it
     wide = NETWORKS.create("tabular_mlp", n_numeric=2, cardinalities=(3,), wide=True).eval()
