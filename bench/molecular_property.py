@@ -117,9 +117,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default="clintox,bbbp,esol,freesolv,lipo,sider,tox21")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--no-forest", action="store_true", help="skip the random-forest baseline")
-    parser.add_argument("--models", help="comma-separated runs instead: default (the CLI default), dmpnn, "
-                                         "random_forest, fingerprint_mlp")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--no-forest", action="store_true", help="skip the random-forest baseline")
+    which.add_argument("--models", help="comma-separated runs instead: default (the CLI default), dmpnn, "
+                                        "random_forest, fingerprint_mlp")
     parser.add_argument("--chemprop-python", help="python of a venv with chemprop v2, for the speed comparison")
     parser.add_argument("--chemprop-accuracy", metavar="CHEMPROP_CLI",
                         help="chemprop v2's CLI: also train chemprop (defaults) on the same splits, for accuracy")
@@ -131,6 +132,13 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     report = {"benchmark": "molecular-property", "defaults": asdict(MolecularSettings()), "threads": 1,
               "note": "timings on a shared 2-core CPU under contention: upper bounds", "datasets": {}}
+
+    def record(line: dict) -> None:
+        print(json.dumps(line), file=sys.stderr, flush=True)
+        if args.partial:
+            with args.partial.open("a") as handle:
+                handle.write(json.dumps(line) + "\n")
+
     for name in args.datasets.split(","):
         split, metric, floor, published = DATASETS[name]
         entry = {"split": split, "metric": metric, "floor": floor, "chemprop_published": published, "runs": {}}
@@ -143,21 +151,13 @@ def main() -> None:
             runs = []
             for seed in seeds:
                 runs.append(run_one(name, model, seed, 1))
-                line = {"dataset": name, "model": model, "seed": seed, **runs[-1]}
-                print(json.dumps(line), file=sys.stderr, flush=True)
-                if args.partial:
-                    with args.partial.open("a") as handle:
-                        handle.write(json.dumps(line) + "\n")
+                record({"dataset": name, "model": model, "seed": seed, **runs[-1]})
             entry["runs"][model] = {"test": summarise([r["test"] for r in runs]), "per_seed": runs}
         if args.chemprop_accuracy:
             runs = []
             for seed in seeds:
                 runs.append({"seed": seed, **chemprop_accuracy(args.chemprop_accuracy, name, seed)})
-                line = {"dataset": name, "model": "chemprop_v2", **runs[-1]}
-                print(json.dumps(line), file=sys.stderr, flush=True)
-                if args.partial:
-                    with args.partial.open("a") as handle:
-                        handle.write(json.dumps(line) + "\n")
+                record({"dataset": name, "model": "chemprop_v2", **runs[-1]})
             scored = [r["test"] for r in runs if "error" not in r and r.get("test") is not None]
             entry["runs"]["chemprop_v2"] = {"test": summarise(scored) if scored else None, "per_seed": runs}
         if "default" in entry["runs"]:
@@ -168,7 +168,7 @@ def main() -> None:
             if theirs:
                 entry["floor_vs_chemprop_same_splits"] = (ours >= theirs["mean"] if metric == "auroc"
                                                           else ours <= theirs["mean"])
-        if args.chemprop_python and not args.skip_medai:
+        if args.chemprop_python and "default" in entry["runs"]:
             ours_speed = statistics.fmean(r["train_molecules_per_second"] for r in entry["runs"]["default"]["per_seed"])
             entry["training_speed"] = {"medai_dmpnn_molecules_per_second": round(ours_speed, 1),
                                        "chemprop_v2": chemprop_speed(args.chemprop_python, name, 3)}
