@@ -175,3 +175,16 @@ def test_wide_setting_adds_a_linear_path_and_is_checked(tmp_path):
         assert torch.allclose(wide(rows), expected)
     with pytest.raises(InvalidInputError, match="'wide'"):
         task.TabularSettings(wide="yes").validate()
+
+
+def test_default_ensemble_is_cross_fitted_and_calibrated_out_of_fold(trained):
+    _folder, _data, bundle = trained
+    config = json.loads((bundle / "config.json").read_text())
+    metrics = json.loads((bundle / "metrics.json").read_text())
+    assert config["settings"]["member_validation"] == "cross-fit"
+    assert config["calibration"]["fitted_on"] == "out-of-fold members (train + val)"
+    # every training and validation row is scored once, by the member that did not train on it
+    assert metrics["out_of_fold"]["n_samples"] == len(json.loads((bundle / "splits.json").read_text())["train"]) + len(
+        json.loads((bundle / "splits.json").read_text())["val"]
+    )
+    assert metrics["out_of_fold"]["auroc"] > 0.8 and "val" not in metrics
