@@ -3,7 +3,7 @@
 For each table, our default model (an ensemble of tabular MLPs) beside logistic-regression and gradient-boosting
 baselines run on the same folds in the same process; prints one JSON document with the floors of issue 4.
 
-    python bench/tabular.py                    # pima, heart-cleveland, ckd, breast_cancer (about 10 minutes)
+    python bench/tabular.py                    # pima, heart-cleveland, ckd, breast_cancer (about 30 minutes)
     python bench/tabular.py --tables pima --folds 5
 """
 
