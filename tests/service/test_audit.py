@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
 from medai.service import audit
+from tests.service.conftest import WRONG_PASSWORD
 
 
 def _drop_triggers(session):
@@ -24,7 +25,7 @@ def _drop_triggers(session):
 def logged(fresh):
     for user in ("ada", "rhea", "cleo"):
         fresh.auth(user)
-    fresh.login("cleo", "wrong-password!")
+    fresh.login("cleo", WRONG_PASSWORD)
     return fresh
 
 
@@ -116,6 +117,6 @@ def test_export_jsonl_and_csv_hold_every_entry_and_verify(logged):
 
 
 def test_formula_like_user_names_are_defused_in_csv(fresh):
-    fresh.login("=HYPERLINK(1)", "wrong-password!")
+    fresh.login("=HYPERLINK(1)", WRONG_PASSWORD)
     exported = fresh.client.get("/api/audit/export", headers=fresh.auth("ada"), params={"format": "csv"}).text
     assert "'=hyperlink(1)" in exported and ",=hyperlink" not in exported

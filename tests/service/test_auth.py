@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from medai.service.security import create_access_token
-from tests.service.conftest import PASSWORD
+from tests.service.conftest import PASSWORD, WRONG_PASSWORD
 
 OPEN_PATHS = {"/health", "/api/auth/token"}
 
@@ -69,7 +69,7 @@ def test_sign_in_gives_a_token_that_identifies_the_user(service):
 
 
 def test_wrong_password_and_unknown_user_get_the_same_answer(service):
-    wrong, unknown = service.login("cleo", "not-the-password"), service.login("nobody", "whatever-password")
+    wrong, unknown = service.login("cleo", WRONG_PASSWORD), service.login("nobody", WRONG_PASSWORD)
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json()
 
@@ -111,7 +111,7 @@ def test_token_signed_with_another_key_is_refused(service):
 def test_throttling_locks_a_user_name_after_repeated_failures(fresh):
     limit = fresh.services.settings.login_max_failures
     for _ in range(limit):
-        assert fresh.login("cleo", "wrong-password!").status_code == 401
+        assert fresh.login("cleo", WRONG_PASSWORD).status_code == 401
     locked = fresh.login("cleo", PASSWORD)  # even the right password waits out the lock
     assert locked.status_code == 429
     assert int(locked.headers["retry-after"]) > 0 and "try again in" in locked.json()["detail"]
@@ -125,15 +125,15 @@ def test_throttling_per_client_address(tmp_path):
 
     svc = make_service(tmp_path / "home", login_ip_max_failures=3, login_max_failures=100)
     for name in ("a1", "a2", "a3"):
-        assert svc.login(name, "wrong-password!").status_code == 401
+        assert svc.login(name, WRONG_PASSWORD).status_code == 401
     assert svc.login("cleo", PASSWORD).status_code == 429
 
 
 def test_successful_sign_in_resets_the_user_count(fresh):
     for _ in range(fresh.services.settings.login_max_failures - 1):
-        fresh.login("cleo", "wrong-password!")
+        fresh.login("cleo", WRONG_PASSWORD)
     assert fresh.login("cleo", PASSWORD).status_code == 200
-    assert fresh.login("cleo", "wrong-password!").status_code == 401  # counting starts again
+    assert fresh.login("cleo", WRONG_PASSWORD).status_code == 401  # counting starts again
 
 
 def test_password_change_invalidates_earlier_tokens(fresh):
