@@ -112,15 +112,20 @@ def _evaluated(candidate, sites, pooled_test) -> dict:
             "seconds": round(seconds, 1)}  # fmt: skip
 
 
+def peer_settings(seed: int, **overrides) -> TabularSettings:
+    """One centralised or local MLP, as the recorded runs were made: best epoch by validation AUROC (best_scores are
+    read as AUROCs) and no wide path (the federated network has none)."""
+    return TabularSettings(model="tabular_mlp", ensemble=1, seed=seed, progress=False, monitor="auroc", wide=False,
+                           **overrides)
+
+
 def tuned_centralised(pooled, sites, seed: int) -> dict:
     """Centralised MLP with the learning rate chosen on pooled validation AUROC (the federated defaults' learning rate
     was chosen on the same validation rows from the same grid, so neither comparator is handicapped). Every
     candidate's pooled-test AUROC is reported too, for transparency only: the choice uses validation alone."""
     fits = {}
     for rate in GRID_CENTRALISED:
-        model, config, summary = fit(pooled["train"], pooled["val"], TabularSettings(
-            model="tabular_mlp", ensemble=1, seed=seed, learning_rate=rate, progress=False,
-            monitor="auroc", wide=False))  # best_scores below must be validation AUROCs; the federated network has no wide path  # fmt: skip
+        model, config, summary = fit(pooled["train"], pooled["val"], peer_settings(seed, learning_rate=rate))
         fits[rate] = (model, config, max(summary["best_scores"]))
     best = max(fits, key=lambda rate: fits[rate][2])
     model, config, _ = fits[best]
@@ -137,7 +142,7 @@ def run_tuned_seed(seed: int, rounds: int) -> dict:
     result = {"seed": seed}
     result["fedavg"], result["fedprox"] = tuned_federated(sites, pooled["test"], seed, rounds)
     result["centralised"] = tuned_centralised(pooled, sites, seed)
-    tabular = TabularSettings(model="tabular_mlp", ensemble=1, seed=seed, progress=False, monitor="auroc", wide=False)
+    tabular = peer_settings(seed)
     result["local"] = {}
     for site in sites:
         model, config, _ = fit(site.train, site.val, tabular)
@@ -153,7 +158,7 @@ def run_seed(seed: int, rounds: int) -> dict:
     table = load("heart", TabularSettings())
     sites = partition_by_site(table, seed)
     pooled = {part: concatenate([getattr(s, part) for s in sites]) for part in ("train", "val", "test")}
-    tabular = TabularSettings(model="tabular_mlp", ensemble=1, seed=seed, progress=False, monitor="auroc", wide=False)
+    tabular = peer_settings(seed)
     result = {"seed": seed, "sizes": {s.name: {p: len(getattr(s, p)) for p in ("train", "val", "test")} for s in sites}}
     for strategy in ("fedavg", "fedprox"):
         result[strategy] = federated(sites, pooled["test"], FederatedSettings(rounds=rounds, strategy=strategy, seed=seed))

@@ -198,7 +198,8 @@ def fit(train, val, settings: TabularSettings) -> tuple[object, dict, dict]:
             temperature = fit_temperature(oof, pool.labels)
             config["calibration"] = {"method": "temperature", "fitted_on": "out-of-fold members (train + val)",
                                      "temperature": temperature}  # fmt: skip
-        summary = combine_fits(fits) | {"member_validation": settings.member_validation}
+        # what ran: cross-fit falls back to the shared split for one member or a class smaller than the ensemble
+        summary = combine_fits(fits) | {"member_validation": "split" if folds is None else "cross-fit"}
         if folds is not None:  # the validation rows trained members: only out-of-fold predictions are held out
             summary["out_of_fold"] = classification_metrics(softmax(oof, temperature), pool.labels, list(train.label_names))
     if "calibration" not in config:

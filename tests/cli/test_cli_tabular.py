@@ -183,8 +183,7 @@ def test_default_ensemble_is_cross_fitted_and_calibrated_out_of_fold(trained):
     metrics = json.loads((bundle / "metrics.json").read_text())
     assert config["settings"]["member_validation"] == "cross-fit"
     assert config["calibration"]["fitted_on"] == "out-of-fold members (train + val)"
+    splits = json.loads((bundle / "splits.json").read_text())
     # every training and validation row is scored once, by the member that did not train on it
-    assert metrics["out_of_fold"]["n_samples"] == len(json.loads((bundle / "splits.json").read_text())["train"]) + len(
-        json.loads((bundle / "splits.json").read_text())["val"]
-    )
+    assert metrics["out_of_fold"]["n_samples"] == len(splits["train"]) + len(splits["val"])
     assert metrics["out_of_fold"]["auroc"] > 0.8 and "val" not in metrics
