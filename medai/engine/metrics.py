@@ -170,10 +170,20 @@ def ranking_scores(probabilities: np.ndarray, labels: np.ndarray, positive_class
         return float("nan"), float("nan")
     if probabilities.shape[1] == 2:
         is_positive = labels == positive_class
-        scores = probabilities[:, positive_class]
-        return float(sk.roc_auc_score(is_positive, scores)), float(sk.average_precision_score(is_positive, scores))
-    auroc = _one_vs_rest_mean(sk.roc_auc_score, labels, probabilities)
-    return auroc, _one_vs_rest_mean(sk.average_precision_score, labels, probabilities)
+        average_precision = float(sk.average_precision_score(is_positive, probabilities[:, positive_class]))
+    else:
+        average_precision = _one_vs_rest_mean(sk.average_precision_score, labels, probabilities)
+    return auroc_score(probabilities, labels, positive_class), average_precision
+
+
+def auroc_score(probabilities: np.ndarray, labels: np.ndarray, positive_class: int = 1) -> float:
+    """AUROC alone, as :func:`ranking_scores` computes it (binary w.r.t. ``positive_class``, else macro one-vs-rest);
+    NaN when ``labels`` hold fewer than two classes. Cheap enough to run every epoch."""
+    if np.unique(labels).size < 2:
+        return float("nan")
+    if probabilities.shape[1] == 2:
+        return float(sk.roc_auc_score(labels == positive_class, probabilities[:, positive_class]))
+    return _one_vs_rest_mean(sk.roc_auc_score, labels, probabilities)
 
 
 def weighted_auroc(is_positive: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
