@@ -187,3 +187,13 @@ def test_default_ensemble_is_cross_fitted_and_calibrated_out_of_fold(trained):
     # every training and validation row is scored once, by the member that did not train on it
     assert metrics["out_of_fold"]["n_samples"] == len(splits["train"]) + len(splits["val"])
     assert metrics["out_of_fold"]["auroc"] > 0.8 and "val" not in metrics
+
+
+def test_cross_validation_reports_auroc_and_accuracy_per_fold(tmp_path):
+    from medai.tasks import tabular_classification as task
+
+    data = write_table(tmp_path / "t.csv", n=120)
+    result = task.cross_validate(data, task.TabularSettings(model="logistic_regression", target="outcome"), folds=3)
+    assert len(result["auroc_per_fold"]) == len(result["accuracy_per_fold"]) == 3
+    assert result["auroc_mean"] > 0.8 and 0.6 < result["accuracy_mean"] <= 1.0
+    assert result["accuracy_mean"] == pytest.approx(np.mean(result["accuracy_per_fold"]))
