@@ -56,6 +56,7 @@ def train(
     ensemble: Annotated[Optional[int], typer.Option(help="Members of a deep ensemble (default: by data size).")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Training augmentation.")] = None,
     decision_threshold: Annotated[Optional[str], typer.Option(help="Images, two classes: predict the second class from this probability, or val-accuracy: the threshold with the best validation accuracy (default: the most probable class).")] = None,
+    member_validation: Annotated[Optional[str], typer.Option(help="Images and tables, ensembles: split (every member keeps its best epoch on the validation split) or cross-fit (training and validation data pooled, one stratified fold per member to keep its best epoch on).")] = None,
     data_format: Annotated[Optional[str], typer.Option("--format", help="ICU series: physionet2012 or mimic3 (default: detected from the folder).")] = None,
     dp_epsilon: Annotated[Optional[float], typer.Option(help="Train with differential privacy (Opacus) spending this epsilon.")] = None,
     dp_delta: Annotated[Optional[float], typer.Option(help="DP delta (default: min(1e-5, 1/(10 n_train))).")] = None,
@@ -70,7 +71,8 @@ def train(
     given = dict(id_column=id_column, site_column=site_column, model=model, epochs=epochs, seed=seed, device=device, batch_size=batch_size, learning_rate=learning_rate,
                  patience=patience, image_size=image_size, class_weight=class_weight, augment=augment,
                  ensemble=ensemble, smiles_column=smiles_column, split=split, features=features, format=data_format,
-                 sequence_column=sequence_column, decision_threshold=decision_threshold)  # fmt: skip
+                 sequence_column=sequence_column, decision_threshold=decision_threshold,
+                 member_validation=member_validation)  # fmt: skip
     settings = {k: v for k, v in given.items() if v is not None} | _target_setting(task, target)
     bundle = train_private_or_not(api.train, task, data, out, (dp_epsilon, dp_delta, dp_max_grad_norm), progress=not quiet, **settings)
     if not bundle.metrics:  # a non-zero rank under torchrun: rank 0 reports
@@ -126,6 +128,7 @@ def evaluate(
     data: Annotated[str, typer.Option(help="Data in the format the model was trained on.")],
     split: Annotated[str, typer.Option(help="test, val, train or all.")] = "test",
     plots: Annotated[Optional[Path], typer.Option(help="Also write ROC/PR/calibration/confusion plots here.")] = None,
+    member_validation: Annotated[Optional[str], typer.Option(help="Images and tables, ensembles: split (every member keeps its best epoch on the validation split) or cross-fit (training and validation data pooled, one stratified fold per member to keep its best epoch on).")] = None,
     data_format: Annotated[Optional[str], typer.Option("--format", help="ICU series: physionet2012 or mimic3 (default: detected).")] = None,
     as_json: JsonFlag = False,
 ):

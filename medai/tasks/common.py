@@ -46,11 +46,7 @@ def fit_members(
     fits, trainer = [], None
     for index, member in enumerate(members(model)):
         member_train, member_val = member_data[index] if member_data is not None else (train, val)
-        member_model = Classifier(
-            member, model.input_key, model.mean.tolist(), model.std.tolist(),
-            None if model.class_weight is None else model.class_weight.tolist(),
-            channels_last=model.channels_last, test_time_flip=model.test_time_flip,
-        )  # fmt: skip
+        member_model = member_classifier(model, member)
         trainer = Trainer(
             replace(config, seed=config.seed + 1000 * index),
             train_transform=train_transform,
@@ -59,6 +55,42 @@ def fit_members(
         )
         fits.append(trainer.fit(member_model, member_train, member_val))
     return fits, trainer
+
+
+def member_classifier(model: Classifier, member: nn.Module) -> Classifier:
+    """One member of ``model`` wrapped as a Classifier of its own, sharing the ensemble's preprocessing and options."""
+    return Classifier(
+        member, model.input_key, model.mean.tolist(), model.std.tolist(),
+        None if model.class_weight is None else model.class_weight.tolist(),
+        channels_last=model.channels_last, test_time_flip=model.test_time_flip,
+    )  # fmt: skip
+
+
+def cross_fit_folds(labels: np.ndarray, size: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """(fit rows, stop rows) of each of ``size`` cross-fitted members: stratified folds of ``labels`` (member k
+    trains on every fold but k and keeps its best epoch on fold k). None for fewer than 2 members or a class with
+    fewer rows than members: the caller then trains every member on one shared split."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if size < 2 or np.bincount(labels).min() < size:
+        return None
+    return list(StratifiedKFold(size, shuffle=True, random_state=seed).split(labels, labels))
+
+
+def fit_cross_fitted(model: Classifier, pool: Dataset, folds, config: TrainerConfig, **kwargs) -> tuple[list[FitResult], Trainer]:
+    """``fit_members`` with member k on ``pool``'s rows ``folds[k]`` (see ``cross_fit_folds``)."""
+    member_data = [(pool.subset(fit_rows), pool.subset(stop_rows)) for fit_rows, stop_rows in folds]
+    return fit_members(model, pool, pool, config, member_data=member_data, **kwargs)
+
+
+def out_of_fold_logits(model: Classifier, pool: Dataset, folds) -> np.ndarray:
+    """Logits of every row of ``pool`` from the member that did not train on it, shape (len(pool), n_outputs)."""
+    trainer, oof = Trainer(TrainerConfig(progress=False)), None
+    for member, (_, stop_rows) in zip(members(model), folds):
+        logits = trainer.predict(member_classifier(model, member), pool.subset(stop_rows))
+        oof = np.zeros((len(pool), logits.shape[1]), np.float32) if oof is None else oof
+        oof[stop_rows] = logits
+    return oof
 
 
 def combine_fits(fits: list[FitResult]) -> dict:

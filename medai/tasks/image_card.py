@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 def _metric_rows(metrics: dict) -> list[str]:
     rows = ["| split | n | AUROC (95% CI) | AUPRC | accuracy | balanced acc. | sensitivity | specificity | Brier | ECE |",
             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for split in ("val", "test"):
+    for split in ("val", "out_of_fold", "test"):
         m = metrics.get(split)
         if not m:
             continue
@@ -57,9 +57,9 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         f"batch {settings['batch_size']}, one-cycle AdamW (peak lr {settings['learning_rate']}), seed {settings['seed']}, "
         f"augmentation {'on' if settings['augment'] else 'off'}, class weights {settings['class_weight']}.",
         f"- {_members(config)}; best epoch{'s' if len(fit['best_epochs']) > 1 else ''} "
-        f"{', '.join(str(e + 1) for e in fit['best_epochs'])} by validation AUROC; training took "
+        f"{', '.join(str(e + 1) for e in fit['best_epochs'])} by validation AUROC{_cross_fitted(fit)}; training took "
         f"{fit['train_seconds']:.0f} s at {fit['samples_per_second']:.0f} images/s on {metrics['device']}.",
-        f"- Probabilities calibrated by temperature scaling on the validation split "
+        f"- Probabilities calibrated by temperature scaling on {_calibration_data(config)} "
         f"(T = {config['calibration']['temperature']:.3f}).",
         *_decision_line(config),
         "",
@@ -84,12 +84,27 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
+def _cross_fitted(fit: dict) -> str:
+    if fit.get("member_validation") != "cross-fit":
+        return ""
+    return (" (cross-fitted: training and validation images pooled and cut into one fold per member; each member "
+            "trained on the other folds and kept its best epoch on its own fold)")
+
+
+def _calibration_data(config: dict) -> str:
+    if config["calibration"].get("fitted_on", "val") == "val":
+        return "the validation split"
+    return "the out-of-fold predictions of the cross-fitted members (the `out_of_fold` row below)"
+
+
 def _decision_line(config: dict) -> list[str]:
     decision = config.get("decision")
     if not decision:
         return []
-    how = ("chosen to maximise accuracy on the validation split" if decision.get("fitted_on") == "val"
-           else "as given in the settings")
+    fitted_on = decision.get("fitted_on")
+    how = ("chosen to maximise accuracy on the validation split" if fitted_on == "val"
+           else "chosen to maximise the accuracy of the out-of-fold predictions" if fitted_on
+           else "as given in the settings")  # fmt: skip
     return [f"- Predicted `{decision['positive_class']}` when its calibrated probability is at least "
             f"{decision['threshold']:.3f} ({how}); accuracy, sensitivity, specificity, F1 and the confusion matrix "
             f"use this threshold, AUROC and AUPRC do not depend on it."]

@@ -22,10 +22,18 @@ from medai.data.splits import split_indices
 from medai.engine.calibration import fit_temperature, softmax
 from medai.engine.metrics import classification_metrics
 from medai.engine.plots import save_evaluation_plots
-from medai.engine.trainer import Trainer, TrainerConfig
+from medai.engine.trainer import TrainerConfig
 from medai.errors import InvalidInputError, check_choice, did_you_mean
 from medai.models import NETWORKS, Classifier
-from medai.tasks.common import combine_fits, fit_members, members, ood_flags, save_ood
+from medai.tasks.common import (
+    combine_fits,
+    cross_fit_folds,
+    fit_cross_fitted,
+    fit_members,
+    ood_flags,
+    out_of_fold_logits,
+    save_ood,
+)
 from medai.tasks.common import probabilities as torch_probabilities
 
 TASK = "tabular-classification"
@@ -183,18 +191,14 @@ def fit(train, val, settings: TabularSettings) -> tuple[object, dict, dict]:
         torch.manual_seed(settings.seed)
         model = build_model(config)
         datasets = [_as_dataset(x, t.labels, t.ids, t.label_names) for x, t in ((x_train, train), (x_val, val))]
-        folds = _member_folds(train.labels, val.labels, settings)
+        labels = np.concatenate([train.labels, val.labels])
+        folds = cross_fit_folds(labels, settings.ensemble, settings.seed) if settings.member_validation == "cross-fit" else None
         if folds is None:
             fits, _ = fit_members(model, datasets[0], datasets[1], settings.trainer_config())
         else:
-            pool = _as_dataset(np.concatenate([x_train, x_val]), np.concatenate([train.labels, val.labels]),
-                               np.concatenate([train.ids, val.ids]), train.label_names)  # fmt: skip
-            member_data = [(pool.subset(fit_rows), pool.subset(stop_rows)) for fit_rows, stop_rows in folds]
-            fits, _ = fit_members(model, pool, pool, settings.trainer_config(), member_data=member_data)
-            oof = np.zeros((len(pool), len(train.label_names)), np.float32)
-            for member, (_, stop_rows) in zip(members(model), folds):
-                single = Classifier(member, model.input_key, model.mean.tolist(), model.std.tolist())
-                oof[stop_rows] = Trainer(TrainerConfig(progress=False)).predict(single, pool.subset(stop_rows))
+            pool = _as_dataset(np.concatenate([x_train, x_val]), labels, np.concatenate([train.ids, val.ids]), train.label_names)
+            fits, _ = fit_cross_fitted(model, pool, folds, settings.trainer_config())
+            oof = out_of_fold_logits(model, pool, folds)
             temperature = fit_temperature(oof, pool.labels)
             config["calibration"] = {"method": "temperature", "fitted_on": "out-of-fold members (train + val)",
                                      "temperature": temperature}  # fmt: skip
@@ -207,17 +211,6 @@ def fit(train, val, settings: TabularSettings) -> tuple[object, dict, dict]:
         val_logits = np.log(np.clip(predict_proba(model, config, val), 1e-12, 1.0))
         config["calibration"]["temperature"] = fit_temperature(val_logits, val.labels)
     return model, config, summary
-
-
-def _member_folds(train_labels: np.ndarray, val_labels: np.ndarray, settings: TabularSettings):
-    """Row indices (into train + val) of each cross-fitted member's (fit, stop) rows, or None for a shared split."""
-    from sklearn.model_selection import StratifiedKFold
-
-    labels = np.concatenate([train_labels, val_labels])
-    if settings.member_validation != "cross-fit" or settings.ensemble < 2 or np.bincount(labels).min() < settings.ensemble:
-        return None
-    folds = StratifiedKFold(settings.ensemble, shuffle=True, random_state=settings.seed).split(labels, labels)
-    return [(fit_rows, stop_rows) for fit_rows, stop_rows in folds]
 
 
 def _baseline_row(features: np.ndarray, n_numeric: int) -> np.ndarray:

@@ -56,7 +56,7 @@ def test_evaluate_prints_lower_case_metric_keys(trained):
 
 
 def test_predict_matches_evaluate_probabilities(trained, tmp_path):
-    folder, data, bundle, _ = trained
+    _folder, data, bundle, _ = trained
     from medai import api
     from medai.bundle import load_bundle
     from medai.tasks.image_classification import _data_for_bundle, _probabilities
@@ -238,3 +238,35 @@ def test_a_given_decision_threshold_is_kept_and_checked(tiny_npz, tmp_path):
     for wrong in ("1.5", "best"):
         bad = invoke(*SINGLE, "--data", tiny_npz, "--out", tmp_path / "c", "--decision-threshold", wrong)
         assert bad.exit_code != 0 and "decision_threshold" in bad.output and not (tmp_path / "c").exists()
+
+
+def test_cross_fitted_members_calibrate_and_decide_on_out_of_fold_predictions(tiny_npz, tmp_path):
+    bundle = tmp_path / "crossfit"
+    result = invoke(*TRAIN, "--ensemble", "2", "--epochs", "2", "--data", tiny_npz, "--out", bundle,
+                    "--member-validation", "cross-fit", "--decision-threshold", "val-accuracy")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from medai.bundle import load_bundle
+    from medai.engine.calibration import softmax
+    from medai.engine.metrics import fit_decision_threshold
+    from medai.tasks.common import members, out_of_fold_logits
+    from medai.tasks.image_classification import OUT_OF_FOLD, _data_for_bundle
+
+    loaded = load_bundle(bundle)
+    config, metrics = loaded.config, json.loads((bundle / "metrics.json").read_text())
+    splits = _data_for_bundle(loaded, tiny_npz)
+    pooled = len(splits["train"]) + len(splits["val"])
+    # every training and validation image is scored once, by the member that did not train on it
+    assert metrics["fit"]["member_validation"] == "cross-fit" and "val" not in metrics
+    assert metrics["out_of_fold"]["n_samples"] == pooled and metrics["test"]["n_samples"] == len(splits["test"])
+    assert config["calibration"]["fitted_on"] == config["decision"]["fitted_on"] == OUT_OF_FOLD
+    from medai.data.dataset import concatenate
+    from medai.tasks.common import cross_fit_folds
+
+    pool = concatenate([splits["train"], splits["val"]])
+    folds = cross_fit_folds(pool.labels, len(members(loaded.model)), config["settings"]["seed"])
+    oof = softmax(out_of_fold_logits(loaded.model, pool, folds), config["calibration"]["temperature"])
+    assert config["decision"]["threshold"] == fit_decision_threshold(oof, pool.labels)
+    card = (bundle / "card.md").read_text()
+    assert "cross-fitted" in card and "| out_of_fold |" in card and "out-of-fold predictions" in card
+    bad = invoke(*TRAIN, "--data", tiny_npz, "--out", tmp_path / "bad", "--member-validation", "pooled")
+    assert bad.exit_code != 0 and "member_validation" in bad.output and not (tmp_path / "bad").exists()
