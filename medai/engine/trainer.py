@@ -166,6 +166,7 @@ class Trainer:
         self.metric_fn = metric_fn
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.device = resolve_device(self.config.device)
+        self._data_sizes: dict[str, int] = {}  # set by fit: part of a checkpoint's fingerprint
         self.context: DistributedContext = init_distributed(self.device)
         self._set_threads()
 
@@ -187,6 +188,7 @@ class Trainer:
             optimizer, max_lr=cfg.learning_rate, total_steps=cfg.max_epochs * steps_per_epoch, pct_start=cfg.warmup_fraction
         )
         result, best_state, bad_epochs = FitResult(max_epochs=cfg.max_epochs), None, 0
+        self._data_sizes = {"train_samples": len(train), "val_samples": len(val)}  # a checkpoint resumes on the same data
         restored = self._restore(model, optimizer, scheduler)
         if restored:
             result, best_state, bad_epochs = restored
@@ -378,7 +380,7 @@ class Trainer:
     def _fingerprint(self) -> dict:
         keep = ("max_epochs", "batch_size", "learning_rate", "weight_decay", "warmup_fraction", "monitor", "seed")
         private = {"privacy": self.config.privacy} if self.config.privacy is not None else {}
-        return {k: getattr(self.config, k) for k in keep} | {"world_size": self.context.world_size} | private
+        return {k: getattr(self.config, k) for k in keep} | {"world_size": self.context.world_size} | self._data_sizes | private
 
     def _checkpoint(self, model, optimizer, scheduler, result, best_state, bad_epochs) -> None:
         if self.checkpoint_dir is None or not self.context.is_main:

@@ -100,6 +100,14 @@ def test_resume_refuses_a_checkpoint_with_other_settings(tmp_path):
         _fit(epochs=3, checkpoint_dir=tmp_path / "ckpt")
 
 
+def test_resume_refuses_a_checkpoint_written_on_other_data(tmp_path):
+    _fit(epochs=2, checkpoint_dir=tmp_path / "ckpt")
+    trainer = Trainer(TrainerConfig(max_epochs=2, batch_size=8, monitor="accuracy", progress=False),
+                      metric_fn=_accuracy, checkpoint_dir=tmp_path / "ckpt")  # fmt: skip
+    with pytest.raises(InvalidInputError, match="train_samples"):  # e.g. cross-fitted members after a shared split
+        trainer.fit(_model(), _data(32, 0), _data(16, 1))
+
+
 def test_checkpoints_contain_no_pickle(tmp_path):
     _fit(epochs=1, checkpoint_dir=tmp_path / "ckpt")
     names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
