@@ -4,7 +4,7 @@ For each table, our default model (an ensemble of tabular MLPs) beside logistic-
 baselines run on the same folds in the same process, and the published figures the datasets' documentation quotes
 (accuracies: our 10-fold accuracy is printed beside them); prints one JSON document with the floors of issue 4.
 
-    python bench/tabular.py                    # pima, heart-cleveland, ckd, breast_cancer (about 20 minutes)
+    python bench/tabular.py                    # pima, heart-cleveland, ckd, breast_cancer (about 25 minutes)
     python bench/tabular.py --tables pima --folds 5
 """
 
