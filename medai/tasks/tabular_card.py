@@ -51,6 +51,9 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
 def _calibration_data(config: dict) -> str:
     if config["calibration"].get("fitted_on", "val") == "val":
         return "the validation split"
+    if config["network"] in ("logistic_regression", "gradient_boosting"):
+        return ("the out-of-fold predictions of the same model on 5 folds of the training and validation rows (it was "
+                "then fitted on all of them; the `out_of_fold` row above)")
     return ("the out-of-fold predictions of the cross-fitted members (each training and validation row scored by the "
             "member that did not train on it; the `out_of_fold` row above)")
 

@@ -197,3 +197,29 @@ def test_cross_validation_reports_auroc_and_accuracy_per_fold(tmp_path):
     assert len(result["auroc_per_fold"]) == len(result["accuracy_per_fold"]) == 3
     assert result["auroc_mean"] > 0.8 and 0.6 < result["accuracy_mean"] <= 1.0
     assert result["accuracy_mean"] == pytest.approx(np.mean(result["accuracy_per_fold"]))
+
+
+def test_baselines_fit_on_train_and_val_and_calibrate_out_of_fold(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from medai.engine.calibration import fit_temperature
+    from medai.tasks import tabular_classification as task
+
+    data = write_table(tmp_path / "t.csv")
+    bundle = task.train(data, tmp_path / "lr", target="outcome", model="logistic_regression", progress=False)
+    splits = json.loads((tmp_path / "lr" / "splits.json").read_text())
+    pooled = len(splits["train"]) + len(splits["val"])
+    assert bundle.metrics["fit"]["train_rows"] == pooled and bundle.metrics["out_of_fold"]["n_samples"] == pooled
+    assert "val" not in bundle.metrics and "out-of-fold predictions of the same model" in (tmp_path / "lr" / "card.md").read_text()
+    # the temperature is the one fitted on the out-of-fold predictions of 5 folds of train + val
+    table = task.load(data, task.TabularSettings(target="outcome"))
+    rows = np.flatnonzero(np.isin(table.ids, splits["train"] + splits["val"]))
+    order = np.argsort([(splits["train"] + splits["val"]).index(i) for i in table.ids[rows]])
+    pool = table.subset(rows[order])
+    design = task.one_hot(task.features_of(bundle.config, pool), bundle.config["layout"]["n_numeric"], bundle.config["layout"]["cardinalities"])
+    oof = np.zeros((len(pool), 2))
+    for fit_rows, held_rows in task.cross_fit_folds(pool.labels, task.BASELINE_FOLDS, 0):
+        oof[held_rows] = np.log(LogisticRegression(C=1.0, max_iter=5000).fit(design[fit_rows], pool.labels[fit_rows]).predict_proba(design[held_rows]))
+    assert bundle.config["calibration"]["temperature"] == pytest.approx(fit_temperature(oof.astype(np.float32), pool.labels), rel=1e-4)
+    split = task.train(data, tmp_path / "lr-split", target="outcome", model="logistic_regression", member_validation="split", progress=False)
+    assert split.config["calibration"]["fitted_on"] == "val" and split.metrics["fit"]["train_rows"] == len(splits["train"])
