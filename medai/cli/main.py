@@ -128,7 +128,6 @@ def evaluate(
     data: Annotated[str, typer.Option(help="Data in the format the model was trained on.")],
     split: Annotated[str, typer.Option(help="test, val, train or all.")] = "test",
     plots: Annotated[Optional[Path], typer.Option(help="Also write ROC/PR/calibration/confusion plots here.")] = None,
-    member_validation: Annotated[Optional[str], typer.Option(help="Images and tables, ensembles: split (every member keeps its best epoch on the validation split) or cross-fit (training and validation data pooled, one stratified fold per member to keep its best epoch on).")] = None,
     data_format: Annotated[Optional[str], typer.Option("--format", help="ICU series: physionet2012 or mimic3 (default: detected).")] = None,
     as_json: JsonFlag = False,
 ):

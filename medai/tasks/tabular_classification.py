@@ -182,11 +182,12 @@ def fit(train, val, settings: TabularSettings) -> tuple[object, dict, dict]:
         "explain_baseline": _baseline_row(x_train, n_numeric).tolist(),
         "settings": asdict(settings),
     }
+    labels = np.concatenate([train.labels, val.labels])  # train + val: what cross-fitting pools
+    cross_fit = settings.member_validation == "cross-fit"
     if settings.model in BASELINES:
         model = _estimator(settings.model, settings.seed, n_numeric, len(cardinalities))
         design = one_hot if settings.model == "logistic_regression" else (lambda x, *_: x)
-        labels = np.concatenate([train.labels, val.labels])
-        folds = cross_fit_folds(labels, BASELINE_FOLDS, settings.seed) if settings.member_validation == "cross-fit" else None
+        folds = cross_fit_folds(labels, BASELINE_FOLDS, settings.seed) if cross_fit else None
         if folds is None:
             model.fit(design(x_train, n_numeric, cardinalities), train.labels)
             summary = {"model": settings.model, "train_rows": len(train), "member_validation": "split"}
@@ -211,8 +212,7 @@ def fit(train, val, settings: TabularSettings) -> tuple[object, dict, dict]:
         torch.manual_seed(settings.seed)
         model = build_model(config)
         datasets = [_as_dataset(x, t.labels, t.ids, t.label_names) for x, t in ((x_train, train), (x_val, val))]
-        labels = np.concatenate([train.labels, val.labels])
-        folds = cross_fit_folds(labels, settings.ensemble, settings.seed) if settings.member_validation == "cross-fit" else None
+        folds = cross_fit_folds(labels, settings.ensemble, settings.seed) if cross_fit else None
         if folds is None:
             fits, _ = fit_members(model, datasets[0], datasets[1], settings.trainer_config())
         else:

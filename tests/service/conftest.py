@@ -30,7 +30,7 @@ from PIL import Image
 from tests.conftest import bench_module, write_npz
 
 PASSWORD = secrets.token_urlsafe(16)  # made per run: no credential lives in the source
-WRONG_PASSWORD = "wrong-" + secrets.token_urlsafe(16)  # never PASSWORD; drawn per run too
+WRONG_PASSWORD = secrets.token_urlsafe(17)  # drawn per run too; 23 characters, so never PASSWORD (22)
 USERS = {"ada": "admin", "rhea": "researcher", "cleo": "clinician"}
 
 
