@@ -45,3 +45,43 @@ def test_the_load_bench_runs_its_clients_in_a_child_and_every_answer_is_audited(
     outcomes, audited, _ = bench.audit_counts(app.state.services.database, "breast", 0)
     assert outcomes == {"ok": len(digests)} and sorted(audited) == sorted(digests)
     app.state.services.database.dispose()
+
+
+def test_the_load_clients_connection_reads_sized_and_chunked_answers_and_reconnects_after_close():
+    import asyncio
+
+    bench = service_bench()
+    answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"a\":1}",
+               b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"b\"\r\n3\r\n:2}\r\n0\r\n\r\n",
+               b"HTTP/1.1 503 Busy\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno",
+               b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"]
+    connections = []
+
+    async def handle(reader, writer):
+        connections.append(writer)
+        try:
+            while answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                size = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                assert await reader.readexactly(size) == b"body"
+                answer = answers.pop(0)
+                writer.write(answer)
+                await writer.drain()
+                if b"close" in answer:
+                    break
+        finally:
+            writer.close()
+
+    async def exchange():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        connection = bench.Connection("127.0.0.1", port)
+        head = b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n"
+        try:
+            return [await connection.request(head, b"body") for _ in range(4)]
+        finally:
+            connection.close()
+            server.close()
+
+    assert asyncio.run(exchange()) == [(200, b'{"a":1}'), (200, b'{"b":2}'), (503, b"no"), (200, b"ok")]
+    assert len(connections) == 2  # the answer that closed the connection made the client open a new one
