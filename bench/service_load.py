@@ -14,7 +14,9 @@ Prints one JSON document:
    forward pass and the forward pass plus the OOD check. The clients run in a fresh process of their own (this one
    holds torch and the trained model, whose garbage-collector pauses would count as the server's latency), on
    uvloop where installed; httpx's async client, tried first, spent as much CPU as the server on this 2-core
-   machine, and aiohttp 0.45-0.5 ms per request. Then the audit checks: every successful
+   machine, and aiohttp 0.45-0.5 ms per request. ``capacity_bound``: the most the cores allow, from the
+   closed loop's CPU per request (clients + web + inference), beside the rates the floor is read against.
+   Then the audit checks: every successful
    prediction has exactly one ``predict``/``ok`` audit entry with its input's SHA-256 (each request's PNG is made
    unique by a text chunk, so hashes differ), and editing one entry makes ``verify_chain`` fail.
 2. **Security battery** (:func:`security_battery`, also run by tests/service/test_security_battery.py through
@@ -597,6 +599,32 @@ async def load(base_url: str, token: str, model: str, png: bytes, clients: int, 
             "client_cpu_ms_per_request": round(1000 * client_cpu / max(len(latencies), 1), 2), "_digests": digests}
 
 
+def capacity_bound(closed_loop: dict, raw: dict, machine: dict, cores: int) -> dict:
+    """What the machine's cores allow at most, from the closed loop's CPU per answered request.
+
+    The clients, the web process and the inference process share ``cores``: even with perfect parallelism no
+    more than ``cores`` CPU-seconds per second are spent, so the throughput is at most ``cores`` / (client + web +
+    inference CPU per request); the inference process alone (one thread) allows 1 / its own CPU per request. Beside
+    them the two rates the floor may be read against, and the utilisation each would need at that bound (where
+    it is near 1, no queue keeps the 99th percentile short).
+    """
+    server = closed_loop.get("server_cpu_ms_per_request") or {}
+    if not server:  # no /proc: nothing measured
+        return {}
+    client = closed_loop["client_cpu_ms_per_request"]
+    per_request = client + sum(server.values())
+    bound = 1000.0 * cores / per_request
+    needed = {"half_one_thread_rate": 0.5 * raw["forward_images_per_s"],
+              "half_all_cores_rate": 0.5 * machine["forward_images_per_s"]}
+    result = {"cores": cores, "cpu_ms_per_request": {"clients": client, **server, "total": round(per_request, 2)},
+              "requests_per_s_at_most": round(bound, 1)}
+    if server.get("workers"):
+        result["inference_process_requests_per_s_at_most"] = round(1000.0 / server["workers"], 1)
+    for name, rate in needed.items():
+        result[name] = {"requests_per_s": round(rate, 1), "utilisation_at_the_bound": round(rate / bound, 3)}
+    return result
+
+
 def load_in_child(base_url: str, token: str, model: str, png: bytes, clients: int, seconds: float,
                   rate: float | None = None) -> dict:
     """:func:`load` in a fresh Python process holding only the clients. This process holds torch, the trained
@@ -873,6 +901,8 @@ def main() -> None:
     checks = {}
     if "load" in report:
         paced, closed = report["load"]["paced"], report["load"]["closed_loop"]
+        report["capacity_bound"] = capacity_bound(closed, report["raw_batched_inference"],
+                                                  report["raw_batched_inference_all_cores"], os.cpu_count() or 1)
         checks["zero_errors"] = paced["errors"] == 0 and closed["errors"] == 0
         checks["p99_under_100ms_at_half_raw_rate"] = paced["p99_ms"] < FLOORS["p99_ms"]
         checks["throughput_at_least_half_raw_forward"] = max(paced["fraction_of_raw_forward"],

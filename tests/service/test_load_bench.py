@@ -85,3 +85,15 @@ def test_the_load_clients_connection_reads_sized_and_chunked_answers_and_reconne
 
     assert asyncio.run(exchange()) == [(200, b'{"a":1}'), (200, b'{"b":2}'), (503, b"no"), (200, b"ok")]
     assert len(connections) == 2  # the answer that closed the connection made the client open a new one
+
+
+def test_the_capacity_bound_divides_the_cores_by_the_cpu_each_request_costs():
+    bench = service_bench()
+    closed = {"client_cpu_ms_per_request": 0.17, "server_cpu_ms_per_request": {"web": 1.77, "workers": 3.02}}
+    bound = bench.capacity_bound(closed, {"forward_images_per_s": 549.5}, {"forward_images_per_s": 967.7}, cores=2)
+    assert bound["cpu_ms_per_request"]["total"] == 4.96
+    assert bound["requests_per_s_at_most"] == round(2000 / 4.96, 1) == 403.2
+    assert bound["inference_process_requests_per_s_at_most"] == round(1000 / 3.02, 1)
+    assert bound["half_all_cores_rate"] == {"requests_per_s": 483.9, "utilisation_at_the_bound": round(483.85 / (2000 / 4.96), 3)}
+    assert bound["half_one_thread_rate"]["utilisation_at_the_bound"] < 1 < bound["half_all_cores_rate"]["utilisation_at_the_bound"]
+    assert bench.capacity_bound({"client_cpu_ms_per_request": 0.2}, {}, {}, cores=2) == {}  # nothing measured
