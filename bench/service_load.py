@@ -5,8 +5,9 @@ Prints one JSON document:
 1. **Load**: the app on uvicorn in a subprocess on a loopback port, with a registered BreastMNIST image classifier
    (trained here with ``epochs=2, ensemble=1`` unless ``--bundle`` is given); ``--clients`` concurrent clients
    (one keep-alive connection each, HTTP spoken directly: :class:`Connection`) post PNG images to
-   ``/api/models/breast/predict/file`` for ``--seconds``, four times: in a closed loop (each client sends again as soon as it is answered: the saturation throughput), paced at half the one-thread raw rate
-   in all (``--rate`` to choose another; latency counted from each request's scheduled time), paced at half the
+   ``/api/models/breast/predict/file`` for ``--seconds``, four times: in a closed loop (each client sends again
+   as soon as it is answered: the saturation throughput), paced at half the one-thread raw rate in all
+   (``--rate`` to choose another; latency counted from each request's scheduled time), paced at half the
    all-cores raw rate (the stricter reading of the floor), then paced at a quarter of the one-thread rate (for
    context: latency below the service's capacity): p50/p99 latency, throughput, errors. Beside it, the model's raw
    batched inference rate, timed before the server starts (batch 64; on one torch thread, as the server's
