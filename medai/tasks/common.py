@@ -137,11 +137,57 @@ def save_ood(autoencoder, detector, folder: Path) -> tuple[dict, dict[str, Path]
     return {"method": "autoencoder reconstruction error", "folder": "ood", **detector.to_dict()}, files
 
 
+INTENSITY_MARGIN = 0.1  # the training images' range of each statistic, widened by this share of its width each side
+INTENSITY_NAMES = {"mean": "brightness (mean pixel value)", "std": "contrast (pixel standard deviation)"}
+FLAT = 1e-6  # pixel standard deviation at or below which an image is one flat value
+
+
+def intensity_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-image mean and standard deviation of the pixel values (every channel), each of shape (n,)."""
+    flat = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    return {"mean": flat.mean(1), "std": flat.std(1)}
+
+
+def fit_intensity_range(train_images: np.ndarray, val_images: np.ndarray, margin: float = INTENSITY_MARGIN) -> dict:
+    """The range of per-image brightness and contrast over the training images, widened by ``margin`` of its
+    width on each side, and the share of validation images outside it (the check's false-alarm rate there).
+
+    The reconstruction error misses inputs that are simpler than the training images: an autoencoder
+    reconstructs a blank, saturated or washed-out image well. This check flags them.
+    """
+    bounds = {}
+    for name, values in intensity_statistics(train_images).items():
+        low, high = float(values.min()), float(values.max())
+        pad = margin * (high - low)
+        bounds[name] = [low - pad, high + pad]
+    flagged = [bool(reasons) for reasons in intensity_reasons(val_images, bounds)]
+    return {"method": "training range of per-image brightness and contrast", "margin": margin, **bounds,
+            "validation_flagged": float(np.mean(flagged)) if flagged else 0.0}
+
+
+def intensity_reasons(images: np.ndarray, bounds: dict) -> list[list[str]]:
+    """Per image, why its brightness or contrast lies outside ``bounds`` (empty: within). An image whose pixels all
+    have one value is always flagged, even where some training images had almost no contrast."""
+    statistics = intensity_statistics(images)
+    reasons: list[list[str]] = [["no contrast: every pixel has the same value"] if std <= FLAT else []
+                                for std in statistics["std"]]
+    for name, (low, high) in ((k, bounds[k]) for k in INTENSITY_NAMES if k in bounds):
+        for i, value in enumerate(statistics[name]):
+            if name == "std" and value <= FLAT:
+                continue  # said above
+            if not low <= value <= high:
+                reasons[i].append(f"{INTENSITY_NAMES[name]} {value:.3f} outside the training images' range "
+                                  f"{max(low, 0.0):.3f}-{high:.3f}")
+    return reasons
+
+
 def ood_flags(bundle, matrix: np.ndarray, chunk: int | None = None) -> list[dict] | None:
     """Per-record out-of-distribution score and flag from the bundle's autoencoder (None when it has none).
 
     ``matrix`` is what the bundle's autoencoder reads (images, or the task's table encoding), one row per record;
-    ``chunk`` is the autoencoder's inference chunk (default 256).
+    ``chunk`` is the autoencoder's inference chunk (default 256). A record is flagged when its reconstruction
+    error exceeds the threshold or, for image bundles with an ``intensity`` range, when its brightness or
+    contrast lies outside the training images' range; ``reasons`` says which, in words.
     """
     config = bundle.config.get("ood")
     if not config or bundle.path is None:
@@ -153,4 +199,11 @@ def ood_flags(bundle, matrix: np.ndarray, chunk: int | None = None) -> list[dict
         detector = bundle.parts["ood"] = OODDetector.from_dict(config, Autoencoder.load(bundle.path / config["folder"]))
     scores, flags = detector.flag(matrix, chunk=chunk)
     threshold = float(detector.threshold_)
-    return [{"score": float(s), "threshold": threshold, "out_of_distribution": bool(f)} for s, f in zip(scores, flags)]
+    extra = intensity_reasons(matrix, config["intensity"]) if config.get("intensity") else [[] for _ in scores]
+    results = []
+    for score, flag, more in zip(scores, flags, extra):
+        reasons = [f"unlike the training inputs: reconstruction error {score:.4f} above the threshold {threshold:.4f}"
+                   if np.isfinite(score) else "no observed value to check"] if flag else []
+        results.append({"score": float(score), "threshold": threshold, "out_of_distribution": bool(flag) or bool(more),
+                        "reasons": reasons + more})
+    return results

@@ -75,6 +75,7 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         "validated externally (`medai evaluate BUNDLE --data OTHER --split all`).",
         "- Small test sets give wide confidence intervals; read the interval, not only the point estimate.",
         "- Grad-CAM shows where the network looked, at the resolution of its last convolution; it is not a segmentation.",
+        *_ood_lines(config),
         "",
         "## Plots",
         "![ROC](plots/roc.png) ![PR](plots/pr.png) ![Calibration](plots/calibration.png) "
@@ -108,3 +109,22 @@ def _decision_line(config: dict) -> list[str]:
     return [f"- Predicted `{decision['positive_class']}` when its calibrated probability is at least "
             f"{decision['threshold']:.3f} ({how}); accuracy, sensitivity, specificity, F1 and the confusion matrix "
             f"use this threshold, AUROC and AUPRC do not depend on it."]
+
+
+def _ood_lines(config: dict) -> list[str]:
+    """What the out-of-distribution check flags, with its false-alarm rates on validation images."""
+    ood = config.get("ood")
+    if not ood:
+        return ["- No out-of-distribution check: predictions on images unlike the training images are not flagged."]
+    lines = [f"- Out-of-distribution check: an image is flagged when an autoencoder trained on the training images "
+             f"reconstructs it worse than {ood['quantile']:.0%} of the validation images (error above "
+             f"{ood['threshold']:.4f})"]
+    intensity = ood.get("intensity")
+    if intensity:
+        lines[0] += (f", or when its brightness (mean pixel value, {max(intensity['mean'][0], 0.0):.3f}-"
+                     f"{intensity['mean'][1]:.3f}) or contrast (pixel standard deviation, "
+                     f"{max(intensity['std'][0], 0.0):.3f}-{intensity['std'][1]:.3f}) lies outside the training images' "
+                     f"range widened by {intensity['margin']:.0%} (blank, saturated or washed-out images; "
+                     f"{intensity['validation_flagged']:.1%} of validation images)")
+    return [lines[0] + ". A flagged prediction should not be relied on."]
+

@@ -29,6 +29,7 @@ from medai.tasks.common import (
     combine_fits,
     cross_fit_folds,
     fit_cross_fitted,
+    fit_intensity_range,
     fit_members,
     members,
     ood_flags,
@@ -241,6 +242,7 @@ def train(data: str | Path, out: str | Path, settings: ImageClassificationSettin
         plots = {f"plots/{path.name}": path for path in written.values()}
         if ood is not None:
             config["ood"], ood_files = save_ood(*ood, Path(tmp) / "ood")
+            config["ood"]["intensity"] = fit_intensity_range(train_set.inputs, val_set.inputs)
             plots |= ood_files
         card = image_card.render(config, metrics, {k: len(v) for k, v in splits.items()})
         bundle = save_bundle(

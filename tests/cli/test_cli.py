@@ -185,6 +185,16 @@ def test_predict_flags_inputs_unlike_the_training_images(trained, tmp_path):
     Image.fromarray(noise).save(tmp_path / "noise.png")
     flagged = json.loads(invoke("predict", bundle, tmp_path / "noise.png", "--json").stdout)[0]
     assert flagged["ood"]["out_of_distribution"] and flagged["ood"]["score"] > flagged["ood"]["threshold"]
+    assert any("reconstruction error" in reason for reason in flagged["ood"]["reasons"])
+    # a blank image is reconstructed well (a low error), yet it is nothing like a scan: its brightness says so
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "blank.png")
+    blank = json.loads(invoke("predict", bundle, tmp_path / "blank.png", "--json").stdout)[0]["ood"]
+    assert blank["out_of_distribution"]
+    assert any(reason.startswith("brightness (mean pixel value) 0.000 outside") for reason in blank["reasons"])
+    assert "no contrast: every pixel has the same value" in blank["reasons"]
+    config = json.loads((bundle / "config.json").read_text())["ood"]["intensity"]
+    assert 0 <= config["validation_flagged"] <= 1 and config["mean"][0] < config["mean"][1]
+    assert "brightness (mean pixel value" in (bundle / "card.md").read_text()
 
 
 @pytest.mark.parametrize("method", ["autoencoder", "pca"])

@@ -62,3 +62,20 @@ def test_clinician_sees_heat_map_and_admin_sees_the_audit_entry(live_url, browse
     page.click("text=Verify chain")
     assert "Hash chain intact" in page.wait_for_selector(".notice").inner_text()
     assert errors == []
+
+
+def test_far_out_lab_values_show_the_out_of_distribution_warning_with_its_reason(live_url, browser):
+    errors = []
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    sign_in(page, live_url, "cleo")
+    page.wait_for_selector(".card")
+    page.goto(f"{live_url}/ui/#/model/labs/1")
+    page.fill("input[name=glucose]", "5000")
+    page.fill("input[name=age]", "900")
+    page.select_option("select[name=smoker]", "no")
+    page.click("button[type=submit]")
+    warning = page.wait_for_selector("p.warning", timeout=60_000)
+    assert "Out-of-distribution warning" in warning.inner_text()
+    assert "reconstruction error" in page.inner_text("p.warning small.reason")
+    assert errors == []

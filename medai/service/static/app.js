@@ -487,7 +487,8 @@ function renderResult(result) {
   const ood = prediction.ood;
   if (ood && ood.out_of_distribution) {
     left.append(h("p", { className: "warning", role: "alert" },
-      "Out-of-distribution warning: this input is unlike the data the model was trained on. Treat the result with caution."));
+      "Out-of-distribution warning: this input is unlike the data the model was trained on. Treat the result with caution.",
+      ...(ood.reasons || []).map((reason) => h("small", { className: "reason" }, reason))));
   }
   if (prediction.label !== undefined) left.append(h("h2", {}, `Prediction: ${prediction.label}`));
   const probabilities = prediction.probabilities || explanation.probabilities;
