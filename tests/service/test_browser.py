@@ -37,12 +37,18 @@ def sign_in(page, url, username):
     page.click("button[type=submit]")
 
 
-def test_clinician_sees_heat_map_and_admin_sees_the_audit_entry(live_url, browser, bundles):
+def signed_in_page(browser, url, username):
+    """A new laptop-sized page signed in as ``username``, on the model list, and the list its script errors go to."""
     errors = []
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.on("pageerror", lambda error: errors.append(str(error)))
-    sign_in(page, live_url, "cleo")
+    sign_in(page, url, username)
     page.wait_for_selector(".card")
+    return page, errors
+
+
+def test_clinician_sees_heat_map_and_admin_sees_the_audit_entry(live_url, browser, bundles):
+    page, errors = signed_in_page(browser, live_url, "cleo")
     page.goto(f"{live_url}/ui/#/model/breast/1")
     page.set_input_files("input[type=file]", str(bundles["png"]))
     page.click("button[type=submit]")
@@ -65,11 +71,7 @@ def test_clinician_sees_heat_map_and_admin_sees_the_audit_entry(live_url, browse
 
 
 def test_far_out_lab_values_show_the_out_of_distribution_warning_with_its_reason(live_url, browser):
-    errors = []
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    sign_in(page, live_url, "cleo")
-    page.wait_for_selector(".card")
+    page, errors = signed_in_page(browser, live_url, "cleo")
     page.goto(f"{live_url}/ui/#/model/labs/1")
     page.fill("input[name=glucose]", "5000")
     page.fill("input[name=age]", "900")
