@@ -168,7 +168,10 @@ def predict(
             typer.echo(_molecule_line(result))
             continue
         probabilities = "  ".join(f"{k}={v:.3f}" for k, v in result.get("probabilities", {}).items())
-        typer.echo(f"{result['input']}: {result['label']}" + (f"  ({probabilities})" if probabilities else ""))
+        ood = result.get("ood") or {}
+        warning = (f"  OUT OF DISTRIBUTION: {'; '.join(ood.get('reasons') or ['unlike the training data'])}"
+                   if ood.get("out_of_distribution") else "")
+        typer.echo(f"{result['input']}: {result['label']}" + (f"  ({probabilities})" if probabilities else "") + warning)
 
 
 def _molecule_line(result: dict) -> str:

@@ -137,9 +137,38 @@ def save_ood(autoencoder, detector, folder: Path) -> tuple[dict, dict[str, Path]
     return {"method": "autoencoder reconstruction error", "folder": "ood", **detector.to_dict()}, files
 
 
-INTENSITY_MARGIN = 0.1  # the training images' range of each statistic, widened by this share of its width each side
+RANGE_MARGIN = 0.1  # a training range is widened by this share of its width on each side before it flags
 INTENSITY_NAMES = {"mean": "brightness (mean pixel value)", "std": "contrast (pixel standard deviation)"}
 FLAT = 1e-6  # pixel standard deviation at or below which an image is one flat value
+
+
+def fit_ranges(columns: dict[str, np.ndarray], margin: float = RANGE_MARGIN) -> dict[str, list[float]]:
+    """Per column, the range of its finite training values widened by ``margin`` of its width on each side
+    (a column without any finite value is left out)."""
+    ranges = {}
+    for name, values in columns.items():
+        values = np.asarray(values, dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size:
+            low, high = float(values.min()), float(values.max())
+            pad = margin * (high - low)
+            ranges[name] = [low - pad, high + pad]
+    return ranges
+
+
+def range_reasons(columns: dict[str, np.ndarray], ranges: dict[str, list[float]], n: int, *, source: str,
+                  labels: dict[str, str] | None = None) -> list[list[str]]:
+    """Per record (``n``), the values of ``columns`` that lie outside ``ranges``, in words (missing values are not
+    checked); ``source`` names what the ranges were fitted on, ``labels`` gives columns their readable names."""
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    for name, (low, high) in ranges.items():
+        if name not in columns:
+            continue
+        for i, value in enumerate(np.asarray(columns[name], dtype=np.float64)):
+            if np.isfinite(value) and not low <= value <= high:
+                reasons[i].append(f"{(labels or {}).get(name, name)} {value:.6g} outside the range of {source} "
+                                  f"(with a margin) from {low:.4g} to {high:.4g}")
+    return reasons
 
 
 def intensity_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
@@ -148,18 +177,14 @@ def intensity_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
     return {"mean": flat.mean(1), "std": flat.std(1)}
 
 
-def fit_intensity_range(train_images: np.ndarray, val_images: np.ndarray, margin: float = INTENSITY_MARGIN) -> dict:
+def fit_intensity_range(train_images: np.ndarray, val_images: np.ndarray, margin: float = RANGE_MARGIN) -> dict:
     """The range of per-image brightness and contrast over the training images, widened by ``margin`` of its
     width on each side, and the share of validation images outside it (the check's false-alarm rate there).
 
     The reconstruction error misses inputs that are simpler than the training images: an autoencoder
     reconstructs a blank, saturated or washed-out image well. This check flags them.
     """
-    bounds = {}
-    for name, values in intensity_statistics(train_images).items():
-        low, high = float(values.min()), float(values.max())
-        pad = margin * (high - low)
-        bounds[name] = [low - pad, high + pad]
+    bounds = fit_ranges(intensity_statistics(train_images), margin)
     flagged = [bool(reasons) for reasons in intensity_reasons(val_images, bounds)]
     return {"method": "training range of per-image brightness and contrast", "margin": margin, **bounds,
             "validation_flagged": float(np.mean(flagged)) if flagged else 0.0}
@@ -169,16 +194,12 @@ def intensity_reasons(images: np.ndarray, bounds: dict) -> list[list[str]]:
     """Per image, why its brightness or contrast lies outside ``bounds`` (empty: within). An image whose pixels all
     have one value is always flagged, even where some training images had almost no contrast."""
     statistics = intensity_statistics(images)
-    reasons: list[list[str]] = [["no contrast: every pixel has the same value"] if std <= FLAT else []
-                                for std in statistics["std"]]
-    for name, (low, high) in ((k, bounds[k]) for k in INTENSITY_NAMES if k in bounds):
-        for i, value in enumerate(statistics[name]):
-            if name == "std" and value <= FLAT:
-                continue  # said above
-            if not low <= value <= high:
-                reasons[i].append(f"{INTENSITY_NAMES[name]} {value:.3f} outside the training images' range "
-                                  f"{max(low, 0.0):.3f}-{high:.3f}")
-    return reasons
+    flat = statistics["std"] <= FLAT
+    statistics["std"] = np.where(flat, np.nan, statistics["std"])  # said once, as "no contrast"
+    ranges = {name: bounds[name] for name in INTENSITY_NAMES if name in bounds}
+    found = range_reasons(statistics, ranges, len(images), source="the training images", labels=INTENSITY_NAMES)
+    return [(["no contrast: every pixel has the same value"] if is_flat else []) + more
+            for is_flat, more in zip(flat, found)]
 
 
 def ood_flags(bundle, matrix: np.ndarray, chunk: int | None = None) -> list[dict] | None:

@@ -42,10 +42,22 @@ def render(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         "## Limitations",
         "- One source only: validate on other hospitals before use (`medai evaluate BUNDLE --data OTHER.csv --split all`).",
         "- Small tables give wide confidence intervals.",
+        *_ood_line(config),
         "",
         "![ROC](plots/roc.png) ![Calibration](plots/calibration.png)",
         "",
     ])  # fmt: skip
+
+
+def _ood_line(config: dict) -> list[str]:
+    ood = config.get("ood")
+    if not ood:
+        return []
+    ranges = (", or when a number lies outside its column's training range widened by 10% (the column is named)"
+              if ood.get("ranges") else "")
+    return [f"- Out-of-distribution check: a record is flagged when an autoencoder trained on the training rows "
+            f"reconstructs it worse than {ood['quantile']:.0%} of the validation rows{ranges}. A flagged prediction "
+            f"should not be relied on."]
 
 
 def _calibration_data(config: dict) -> str:

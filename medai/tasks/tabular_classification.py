@@ -30,8 +30,10 @@ from medai.tasks.common import (
     cross_fit_folds,
     fit_cross_fitted,
     fit_members,
+    fit_ranges,
     ood_flags,
     out_of_fold_logits,
+    range_reasons,
     save_ood,
 )
 from medai.tasks.common import probabilities as torch_probabilities
@@ -314,7 +316,9 @@ def _fit_ood(config: dict, train, val, seed: int, folder: Path) -> tuple[dict, d
     x_train, x_val = ood_matrix(config, train), ood_matrix(config, val)
     code = int(min(8, max(2, x_train.shape[1] // 2)))
     autoencoder = Autoencoder("tabular", code_dim=code, epochs=100, batch_size=32, seed=seed, device="cpu").fit(x_train, x_val)
-    return save_ood(autoencoder, OODDetector().fit(autoencoder, x_val, quantile=0.99), folder)
+    ood, files = save_ood(autoencoder, OODDetector().fit(autoencoder, x_val, quantile=0.99), folder)
+    ood["ranges"] = fit_ranges({name: train.columns[name] for name in train.numeric})  # a value outside: named
+    return ood, files
 
 
 def _table_for_bundle(bundle: ModelBundle, data, split: str, require_target: bool = True):
@@ -347,11 +351,18 @@ def evaluate(bundle: ModelBundle, data, split: str = "test", *, bootstrap: int =
 
 
 def predict(bundle: ModelBundle, inputs: list, split: str = "all") -> list[dict]:
-    """Label and calibrated probabilities for every row of each input table (the target column is optional)."""
+    """Label and calibrated probabilities for every row of each input table (the target column is optional); a row
+    whose features are all missing is reported after the others as ``{"input", "error", "reason"}``."""
     results = []
     for item in inputs:
         table = _table_for_bundle(bundle, item, split, require_target=False)
         flags = ood_flags(bundle, ood_matrix(bundle.config, table)) or [None] * len(table)
+        ranges = (bundle.config.get("ood") or {}).get("ranges")
+        if ranges and flags and flags[0] is not None:  # name each value outside the training range
+            outside = range_reasons(table.columns, ranges, len(table), source="the training data")
+            for flag, more in zip(flags, outside):
+                flag["reasons"] += more
+                flag["out_of_distribution"] = flag["out_of_distribution"] or bool(more)
         for record_id, row, flag in zip(table.ids, predict_proba(bundle.model, bundle.config, table), flags):
             best = int(np.argmax(row))
             result = {"input": str(record_id), "label": bundle.label_names[best],
@@ -359,6 +370,9 @@ def predict(bundle: ModelBundle, inputs: list, split: str = "all") -> list[dict]
             if flag is not None:
                 result["ood"] = flag
             results.append(result)
+        skipped = table.report.get("rows_without_features", []) if split == "all" else []  # a split: its rows only
+        results += [{"input": f"row-{number}", "error": "skipped", "reason": "every feature is missing"}
+                    for number in skipped]
     return results
 
 

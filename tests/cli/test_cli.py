@@ -190,7 +190,7 @@ def test_predict_flags_inputs_unlike_the_training_images(trained, tmp_path):
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "blank.png")
     blank = json.loads(invoke("predict", bundle, tmp_path / "blank.png", "--json").stdout)[0]["ood"]
     assert blank["out_of_distribution"]
-    assert any(reason.startswith("brightness (mean pixel value) 0.000 outside") for reason in blank["reasons"])
+    assert any(reason.startswith("brightness (mean pixel value) 0 outside the range of the training images") for reason in blank["reasons"])
     assert "no contrast: every pixel has the same value" in blank["reasons"]
     config = json.loads((bundle / "config.json").read_text())["ood"]["intensity"]
     assert 0 <= config["validation_flagged"] <= 1 and config["mean"][0] < config["mean"][1]

@@ -130,6 +130,18 @@ def test_predict_flags_rows_unlike_the_training_rows(trained, tmp_path):
     (tmp_path / "odd.csv").write_text("id,glucose,age,smoker,site\nq1,900,5,no,a\nq2,-300,140,yes,a\n")
     odd = json.loads(runner.invoke(app, ["predict", str(bundle), "--data", str(tmp_path / "odd.csv"), "--json"]).stdout)
     assert all(p["ood"]["out_of_distribution"] for p in odd)
+    low, high = json.loads((bundle / "config.json").read_text())["ood"]["ranges"]["glucose"]
+    assert [r for r in odd[0]["ood"]["reasons"] if r.startswith("glucose")] == [
+        f"glucose 900 outside the range of the training data (with a margin) from {low:.4g} to {high:.4g}"]
+    assert any(r.startswith("glucose -300 outside") for r in odd[1]["ood"]["reasons"])
+    assert any(r.startswith("age 140 outside") for r in odd[1]["ood"]["reasons"])
+    text = runner.invoke(app, ["predict", str(bundle), "--data", str(tmp_path / "odd.csv")]).stdout
+    assert text.count("OUT OF DISTRIBUTION: ") == 2 and "glucose 900 outside" in text
+    (tmp_path / "gaps.csv").write_text("id,glucose,age,smoker,site\nq1,120,50,no,a\nq2,,,,b\nq3,130,55,yes,a\n")
+    rows = json.loads(runner.invoke(app, ["predict", str(bundle), "--data", str(tmp_path / "gaps.csv"), "--json"]).stdout)
+    assert [r["input"] for r in rows] == ["q1", "q3", "row-2"]  # the empty row is reported, not dropped silently
+    assert rows[-1] == {"input": "row-2", "error": "skipped", "reason": "every feature is missing"}
+    assert "outside its column's training range" in (bundle / "card.md").read_text()
 
 
 def test_dropout_setting_reaches_every_member_and_is_checked(tmp_path):

@@ -12,7 +12,8 @@ Handling of bad input (documented, reported, never silent):
   numeric ``nan`` also counts as missing. Counted per column in ``report["missing_per_column"]``;
 - physiologically impossible zeros (``zero_is_missing``, e.g. Pima glucose 0): converted to missing and counted
   in ``report["impossible_zeros"]``;
-- rows without a target, and rows whose features are all missing: dropped, counted in ``report["rows_dropped"]``;
+- rows without a target, and rows whose features are all missing: dropped, counted in ``report["rows_dropped"]``
+  (the latter's 1-based row numbers in ``report["rows_without_features"]``, for ``predict`` to report);
 - text in a declared-numeric column, infinity, unknown columns, a one-class target: :class:`InvalidInputError`
   naming the column (and row), never a patient's numeric values;
 - CSV rows with fewer fields than the header are padded with missing values (polars' behaviour).
@@ -42,6 +43,7 @@ DEFAULT_MISSING = ("?", "", "NA", "NaN", "nan")
 FORMATS = {".csv": "csv", ".data": "csv", ".txt": "csv", ".tsv": "tsv", ".tab": "tsv",
            ".parquet": "parquet", ".pq": "parquet", ".arff": "arff"}
 ARFF_NUMERIC_TYPES = ("numeric", "real", "integer")
+MAX_LISTED_ROWS = 1000  # the report lists at most this many row numbers of dropped rows
 
 
 @dataclass
@@ -489,6 +491,8 @@ def _build_table(frame: _Frame, spec: TableSpec, source: str) -> Table:
         report["rows_dropped"]["missing target"] = int((~keep).sum())
     empty = np.all([_is_missing(typed[name]) for name in features], axis=0)  # (n_rows,)
     report["rows_dropped"]["all features missing"] = int((keep & empty).sum())
+    if report["rows_dropped"]["all features missing"]:  # row numbers (never ids: they may identify patients)
+        report["rows_without_features"] = (np.flatnonzero(keep & empty)[:MAX_LISTED_ROWS] + 1).tolist()
     rows = np.flatnonzero(keep & ~empty)
     if not len(rows):
         raise InvalidInputError(f"No row of '{source}' is left after dropping rows without a target or without "
