@@ -229,7 +229,9 @@ def predict(bundle: ModelBundle, inputs: list, split: str = "all", format: str =
         raw = common.load_for_bundle(bundle, item, split, format, labelled=False)
         dataset = transform(bundle.config, raw)
         probabilities = predict_proba(bundle.model, bundle.config, raw, dataset)
-        flags = common.ood_flags(bundle.config.get("ood"), dataset)
+        fitted = bundle.config["preprocessing"].get("fitted") or {}
+        flags = common.ood_flags(bundle.config.get("ood"), dataset, fitted.get("variables_"),
+                                 fitted.get("static_feature_names_"))
         counts = common.report_counts(raw.report)
         for record_id, row, flag in zip(raw.ids, probabilities, flags):
             result = {"input": str(record_id), "label": bundle.label_names[int(np.argmax(row))], "risk": float(row[1]),

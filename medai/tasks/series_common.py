@@ -254,10 +254,37 @@ def ood_scores(state: dict, dataset: Dataset) -> np.ndarray:
     return np.sqrt((z**2).mean(axis=1))
 
 
-def ood_flags(state: dict | None, dataset: Dataset) -> list[dict | None]:
-    """``{"score", "threshold", "out_of_distribution"}`` per record, or None per record when no state is saved."""
+def ood_flags(state: dict | None, dataset: Dataset, variables: list[str] | None = None,
+              static: list[str] | None = None) -> list[dict | None]:
+    """``{"score", "threshold", "out_of_distribution", "reasons"}`` per record, or None per record when no state is
+    saved. With the names of the ``variables`` and ``static`` features (the preprocessor's), the reasons of a
+    flagged record name the features furthest from the training records (|z| >= 3, at most 3); a record without
+    any measurement says so."""
     if not state:
         return [None] * len(dataset)
     threshold = float(state["threshold"])
-    return [{"score": float(s), "threshold": threshold, "out_of_distribution": bool(s > threshold)}
-            for s in ood_scores(state, dataset)]
+    z = (ood_features(dataset) - np.asarray(state["mean"])) / np.asarray(state["std"])
+    scores = np.sqrt((z**2).mean(axis=1))
+    measured = dataset.extras["mask"].reshape(len(dataset), -1).sum(axis=1)
+    names = [*(variables or []), *(static or [])]
+    flags = []
+    for row, score, count in zip(z, scores, measured):
+        reasons = []
+        if score > threshold:
+            if count == 0:
+                reasons.append("no time-series measurement at all: the risk rests on the static features alone")
+            if len(names) == len(row):
+                reasons += [_feature_reason(names[j], row[j], j < len(variables or []))
+                            for j in np.argsort(-np.abs(row))[:3] if abs(row[j]) >= 3]
+            reasons = reasons or ["unlike the training records"]
+        flags.append({"score": float(score), "threshold": threshold, "out_of_distribution": bool(score > threshold),
+                      "reasons": reasons})
+    return flags
+
+
+def _feature_reason(name: str, z: float, is_variable: bool) -> str:
+    """One far-out feature in words: a variable's mean measurement, a static value, or a missing-value indicator."""
+    if not is_variable and name.endswith("_missing"):
+        return f"{name[: -len('_missing')]} {'not recorded' if z > 0 else 'recorded'}, which is rare in the training records"
+    what = f"{name} (mean of its measurements)" if is_variable else name
+    return f"{what} {'higher' if z > 0 else 'lower'} than in the training records (z = {z:+.1f})"
