@@ -112,19 +112,19 @@ def _decision_line(config: dict) -> list[str]:
 
 
 def _ood_lines(config: dict) -> list[str]:
-    """What the out-of-distribution check flags, with its false-alarm rates on validation images."""
+    """What the out-of-distribution check flags, with the brightness/contrast check's false-alarm rate on
+    validation images."""
     ood = config.get("ood")
     if not ood:
         return ["- No out-of-distribution check: predictions on images unlike the training images are not flagged."]
-    lines = [f"- Out-of-distribution check: an image is flagged when an autoencoder trained on the training images "
-             f"reconstructs it worse than {ood['quantile']:.0%} of the validation images (error above "
-             f"{ood['threshold']:.4f})"]
+    line = (f"- Out-of-distribution check: an image is flagged when an autoencoder trained on the training images "
+            f"reconstructs it worse than {ood['quantile']:.0%} of the validation images (error above "
+            f"{ood['threshold']:.4f})")
     intensity = ood.get("intensity")
     if intensity:
-        lines[0] += (f", or when its brightness (mean pixel value, {max(intensity['mean'][0], 0.0):.3f}-"
-                     f"{intensity['mean'][1]:.3f}) or contrast (pixel standard deviation, "
-                     f"{max(intensity['std'][0], 0.0):.3f}-{intensity['std'][1]:.3f}) lies outside the training images' "
-                     f"range widened by {intensity['margin']:.0%} (blank, saturated or washed-out images; "
-                     f"{intensity['validation_flagged']:.1%} of validation images)")
-    return [lines[0] + ". A flagged prediction should not be relied on."]
-
+        line += (f", or when its brightness (mean pixel value, {max(intensity['mean'][0], 0.0):.3f}-"
+                 f"{intensity['mean'][1]:.3f}) or contrast (pixel standard deviation, "
+                 f"{max(intensity['std'][0], 0.0):.3f}-{intensity['std'][1]:.3f}) lies outside the training images' "
+                 f"range widened by {intensity['margin']:.0%}, or all its pixels are equal (blank, saturated or "
+                 f"washed-out images; {intensity['validation_flagged']:.1%} of validation images flagged so)")
+    return [line + ". A flagged prediction should not be relied on."]

@@ -248,10 +248,14 @@ def fit_ood(train: Dataset, val: Dataset) -> dict:
     return state
 
 
+def ood_z_scores(state: dict, dataset: Dataset) -> np.ndarray:
+    """Each record's :func:`ood_features` as z-scores against the training records, shape (n, features)."""
+    return (ood_features(dataset) - np.asarray(state["mean"])) / np.asarray(state["std"])
+
+
 def ood_scores(state: dict, dataset: Dataset) -> np.ndarray:
     """Out-of-distribution score of each record, shape (n,): RMS of its features' z-scores."""
-    z = (ood_features(dataset) - np.asarray(state["mean"])) / np.asarray(state["std"])
-    return np.sqrt((z**2).mean(axis=1))
+    return np.sqrt((ood_z_scores(state, dataset) ** 2).mean(axis=1))
 
 
 def ood_flags(state: dict | None, dataset: Dataset, variables: list[str] | None = None,
@@ -263,7 +267,7 @@ def ood_flags(state: dict | None, dataset: Dataset, variables: list[str] | None 
     if not state:
         return [None] * len(dataset)
     threshold = float(state["threshold"])
-    z = (ood_features(dataset) - np.asarray(state["mean"])) / np.asarray(state["std"])
+    z = ood_z_scores(state, dataset)
     scores = np.sqrt((z**2).mean(axis=1))
     measured = dataset.extras["mask"].reshape(len(dataset), -1).sum(axis=1)
     names = [*(variables or []), *(static or [])]

@@ -65,16 +65,12 @@ def test_out_of_distribution_flags_records_unlike_the_training_ones():
     odd.extras["mask"][1] = 0  # the second record has no measurement at all
     odd.extras["static"][1] = [0.0, 9.0]  # ... and its second static feature (a missing indicator) is unusual
     named = common.ood_flags(state, odd, ["HR", "MAP", "Temp"], ["Age", "Age_missing"])
-    z = _z(state, odd)[0, :3]
+    z = common.ood_z_scores(state, odd)[0, :3]
     assert named[0]["reasons"] == [f"{['HR', 'MAP', 'Temp'][j]} (mean of its measurements) higher than in the training "
                                    f"records (z = {z[j]:+.1f})" for j in np.argsort(-np.abs(z))]  # furthest first
     assert named[1]["reasons"][0].startswith("no time-series measurement at all")
     assert "Age not recorded, which is rare in the training records" in named[1]["reasons"]
     assert common.ood_flags(None, val) == [None] * 100
-
-
-def _z(state, dataset):
-    return (common.ood_features(dataset) - np.asarray(state["mean"])) / np.asarray(state["std"])
 
 
 def test_ecg_augmentation_keeps_shapes_and_is_seeded():
