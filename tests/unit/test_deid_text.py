@@ -133,8 +133,9 @@ def test_surrogates_are_consistent_per_key_and_dates_keep_intervals():
     assert (date_b - date_a).days == 7 and date_a != datetime(2021, 3, 14)
     other = TextDeidentifier("surrogate", key=secrets.token_bytes(32)).deidentify(note_a, patient="p1").text
     assert other != out_a
-    assert TextDeidentifier("surrogate", key=KEY).deidentify("DOB 03/14/2021", patient="p2").text != \
-        TextDeidentifier("surrogate", key=KEY).deidentify("DOB 03/14/2021", patient="p1").text
+    # patients get their own offsets (two of them share one by chance 1 time in 365: five never all do)
+    shifted = {TextDeidentifier("surrogate", key=KEY).deidentify("DOB 03/14/2021", patient=f"p{i}").text for i in range(5)}
+    assert len(shifted) > 1
 
 
 def test_date_shift_keeps_the_format():
