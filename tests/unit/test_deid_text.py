@@ -138,6 +138,21 @@ def test_surrogates_are_consistent_per_key_and_dates_keep_intervals():
     assert len(shifted) > 1
 
 
+def test_a_surrogate_is_never_the_original_value_whatever_the_key():
+    from medai.privacy.deid.lexicon import Lexicon
+    from medai.privacy.deid.surrogates import SurrogateMaker
+    from medai.privacy.pseudonym import Pseudonymizer
+
+    empty = frozenset()
+    lexicon = Lexicon(frozenset({"ANNA", "EMMA"}), frozenset({"JONES", "SMITH"}), empty, empty, empty, empty, empty,
+                      empty, "test")  # two names per pool: half of the keys would draw the original back
+    for _ in range(40):
+        maker = SurrogateMaker(Pseudonymizer(secrets.token_bytes(32)), lexicon)
+        assert maker.replace("NAME", "Anna Smith", "p1") == "Emma Jones"
+        assert maker.replace("NAME", "J. Smith", "p1").split(".")[0] != "J"
+        assert maker.replace("ID", "7", "p1") != "7" and maker.replace("ID", "a", "p1") != "a"
+
+
 def test_date_shift_keeps_the_format():
     assert shift_date_text("01/02/2020", -2) == "12/31/2019"
     assert shift_date_text("2020-01-02", 30) == "2020-02-01"

@@ -52,10 +52,13 @@ class SurrogateMaker:
             word = match.group(0)
             key = fold(word)
             if len(word) == 1:
-                new = "ABCDEFGHJKLMNPRSTW"[self._number("initial", key) % 18]
+                pool, number = "ABCDEFGHJKLMNPRSTW", self._number("initial", key)
             else:
                 pool = self._first if key in self._first_set else self._last
-                new = pool[self._number("name", key) % len(pool)]
+                number = self._number("name", key)
+            new = pool[number % len(pool)]
+            if fold(new) == key:  # never the original name back: the next one in the pool
+                new = pool[(number + 1) % len(pool)]
             return new.upper() if word.isupper() and len(word) > 1 else new
 
         return re.sub(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", one, value)
@@ -66,11 +69,14 @@ class SurrogateMaker:
         number = self._number("place", value.upper())
         if re.match(r"\d", value):  # street address
             return f"{number % 900 + 100} {self._last[number % len(self._last)]} Street"
+        place = _SURROGATE_PLACES[number % len(_SURROGATE_PLACES)]
+        if place.lower() in value.lower():  # never the original place back
+            place = _SURROGATE_PLACES[(number + 1) % len(_SURROGATE_PLACES)]
         words = ("Hospital", "Medical Center", "Clinic")
         for word in words:
             if word.lower() in value.lower():
-                return f"{_SURROGATE_PLACES[number % len(_SURROGATE_PLACES)]} {word}"
-        return _SURROGATE_PLACES[number % len(_SURROGATE_PLACES)]
+                return f"{place} {word}"
+        return place
 
     def _age(self, value: str, patient: str) -> str:
         return "90+"
@@ -103,6 +109,12 @@ class SurrogateMaker:
                 out.append(letter if ch.isupper() else letter.lower())
             else:
                 out.append(ch)
+        if out == list(value):  # never the original back (a short value can draw itself): change its first symbol
+            first = next((i for i, ch in enumerate(value) if ch.isalnum()), None)
+            if first is not None:
+                ch = value[first]
+                out[first] = str((int(ch) + 1) % 10) if ch.isdigit() else ("B" if ch.upper() == "A" else "A")
+                out[first] = out[first].lower() if ch.islower() else out[first]
         return "".join(out)
 
 
