@@ -142,16 +142,18 @@ INTENSITY_NAMES = {"mean": "brightness (mean pixel value)", "std": "contrast (pi
 FLAT = 1e-6  # pixel standard deviation at or below which an image is one flat value
 
 
-def fit_ranges(columns: dict[str, np.ndarray], margin: float = RANGE_MARGIN) -> dict[str, list[float]]:
-    """Per column, the range of its finite training values widened by ``margin`` of its width on each side
-    (a column without any finite value is left out)."""
+def fit_ranges(columns: dict[str, np.ndarray], margin: float = RANGE_MARGIN,
+               floors: dict[str, float] | None = None) -> dict[str, list[float]]:
+    """Per column, the range of its finite training values widened by ``margin`` of its width on each side, or by
+    ``floors[column]`` where that is more (a statistic every training record shares, such as the amplitude of
+    normalised series, would otherwise leave no room); a column without any finite value is left out."""
     ranges = {}
     for name, values in columns.items():
         values = np.asarray(values, dtype=np.float64)
         values = values[np.isfinite(values)]
         if values.size:
             low, high = float(values.min()), float(values.max())
-            pad = margin * (high - low)
+            pad = max(margin * (high - low), (floors or {}).get(name, 0.0))
             ranges[name] = [low - pad, high + pad]
     return ranges
 

@@ -33,7 +33,7 @@ from medai.errors import InvalidInputError, check_choice
 from medai.models import NETWORKS
 from medai.tasks import series_card
 from medai.tasks import series_common as common
-from medai.tasks.common import combine_fits, validation_metrics
+from medai.tasks.common import FLAT, RANGE_MARGIN, combine_fits, fit_ranges, range_reasons, validation_metrics
 from medai.tasks.ecg_data import augment, cross_fit_folds, hold_out_test, load_ecg, standardise
 
 TASK = "ecg-classification"
@@ -119,10 +119,68 @@ def fit(data: Dataset, settings: ECGSettings):
         fits.append(fit_result)
         oof[val_rows] = common.outputs(member, inputs.subset(val_rows), "cpu", settings.num_threads)
     validated = np.concatenate([v for _, v in folds])
+    config["ood"] = fit_signal_check(data.inputs, folds)
     config["calibration"] = {"method": "temperature", "fitted_on": "out-of-fold predictions" if settings.ensemble > 1
                              else "validation split", "temperature": fit_temperature(oof[validated], data.labels[validated])}
     probabilities = softmax(oof[validated], config["calibration"]["temperature"])
     return model.eval(), config, combine_fits(fits), (probabilities, data.labels[validated])
+
+
+SIGNAL_NAMES = {"level": "level (mean value)", "amplitude": "amplitude (standard deviation)",
+                "roughness": "roughness (mean step between samples over the amplitude)"}
+
+
+def signal_statistics(inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Per series or beat (every lead together): level, amplitude and roughness, each of shape (n,)."""
+    x = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), inputs.shape[1], -1)  # (n, samples, leads)
+    amplitude = x.std(axis=(1, 2))
+    steps = np.abs(np.diff(x, axis=1)).mean(axis=(1, 2)) if x.shape[1] > 1 else np.zeros(len(x))
+    return {"level": x.mean(axis=(1, 2)), "amplitude": amplitude,
+            "roughness": np.where(amplitude > FLAT, steps / np.where(amplitude > FLAT, amplitude, 1.0), np.nan)}
+
+
+def _signal_ranges(statistics: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    amplitude, roughness = (float(np.nanmedian(statistics[k])) for k in ("amplitude", "roughness"))
+    floors = {"level": RANGE_MARGIN * amplitude, "amplitude": RANGE_MARGIN * amplitude,
+              "roughness": RANGE_MARGIN * roughness}  # normalised series share one level and amplitude
+    return fit_ranges(statistics, floors=floors)
+
+
+def fit_signal_check(inputs: np.ndarray, folds) -> dict:
+    """The training range of each series' level, amplitude and roughness (widened by 10%, or by a tenth of the
+    median amplitude or roughness where that is more), and the share of series it flags when fitted without
+    them (each cross-fit fold held out in turn: the check's false-alarm rate)."""
+    statistics = signal_statistics(inputs)
+    held_out = []
+    for train_rows, val_rows in folds:
+        ranges = _signal_ranges({k: v[train_rows] for k, v in statistics.items()})
+        held_out += [bool(r) for r in _signal_reasons({k: v[val_rows] for k, v in statistics.items()}, ranges)]
+    return {"method": "training range of per-series level, amplitude and roughness", "margin": RANGE_MARGIN,
+            "ranges": _signal_ranges(statistics), "held_out_flagged": float(np.mean(held_out)) if held_out else None}
+
+
+def _signal_reasons(statistics: dict[str, np.ndarray], ranges: dict) -> list[list[str]]:
+    n = len(statistics["level"])
+    flat = statistics["amplitude"] <= FLAT
+    found = range_reasons({k: np.where(flat, np.nan, v) if k != "level" else v for k, v in statistics.items()},
+                          ranges, n, source="the training series", labels=SIGNAL_NAMES)
+    return [(["flat line: no signal"] if is_flat else []) + more for is_flat, more in zip(flat, found)]
+
+
+def signal_flags(config: dict, inputs: np.ndarray) -> list[dict] | None:
+    """Per series: ``{"score", "threshold", "out_of_distribution", "reasons"}`` from the bundle's signal check (None
+    for bundles saved without one). The score is the furthest any statistic lies outside its range, in widths of
+    that range (0 inside; the threshold)."""
+    check = config.get("ood")
+    if not check:
+        return None
+    statistics, ranges = signal_statistics(inputs), check["ranges"]
+    excess = np.zeros(len(inputs))
+    for name, (low, high) in ranges.items():
+        values = np.nan_to_num(statistics[name], nan=low)
+        excess = np.maximum(excess, np.maximum(low - values, values - high) / max(high - low, FLAT))
+    return [{"score": float(max(score, 0.0)), "threshold": 0.0, "out_of_distribution": bool(reasons),
+             "reasons": reasons} for score, reasons in zip(excess, _signal_reasons(statistics, ranges))]
 
 
 def predict_proba(model, config: dict, data: Dataset) -> np.ndarray:
@@ -198,9 +256,13 @@ def predict(bundle: ModelBundle, inputs: list, split: str = "all") -> list[dict]
     results = []
     for item in inputs:
         dataset = _data_for_bundle(bundle, item, split)
-        for record_id, row in zip(dataset.ids, predict_proba(bundle.model, bundle.config, dataset)):
-            results.append({"input": str(record_id), "label": bundle.label_names[int(np.argmax(row))],
-                            "probabilities": {n: float(p) for n, p in zip(bundle.label_names, row)}})
+        flags = signal_flags(bundle.config, dataset.inputs) or [None] * len(dataset)
+        for record_id, row, flag in zip(dataset.ids, predict_proba(bundle.model, bundle.config, dataset), flags):
+            result = {"input": str(record_id), "label": bundle.label_names[int(np.argmax(row))],
+                      "probabilities": {n: float(p) for n, p in zip(bundle.label_names, row)}}
+            if flag is not None:
+                result["ood"] = flag
+            results.append(result)
     return results
 
 

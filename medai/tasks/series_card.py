@@ -173,7 +173,20 @@ def ecg(config: dict, metrics: dict, split_sizes: dict[str, int]) -> str:
         "`medai evaluate BUNDLE --data NAME_TEST.txt --split all`.",
         "- Beats of one WFDB record are not independent: a random split of one record's beats overstates accuracy "
         "on new patients.",
+        *_signal_check_line(config),
         "",
         "![ROC](plots/roc.png) ![Confusion](plots/confusion_matrix.png)",
         "",
     ])  # fmt: skip
+
+
+def _signal_check_line(config: dict) -> list[str]:
+    check = config.get("ood")
+    if not check:
+        return []
+    held = check.get("held_out_flagged")
+    rate = f"; {held:.1%} of training series flagged when held out of the fit" if held is not None else ""
+    return ["- `predict` flags a series whose level, amplitude or roughness lies outside the training series' range "
+            f"(a flat line, a raw or rescaled trace, noise){rate}. It does not judge whether a normal-looking trace "
+            "is an ECG."]
+

@@ -142,6 +142,16 @@ def test_ecg_classification_on_a_ucr_pair(tmp_path):
     result = invoke("explain", bundle, test, "--index", "3", "--out", tmp_path / "trace.png", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["top_segments"] and (tmp_path / "trace.png").is_file()
+    normal = json.loads(invoke("predict", bundle, test, "--json").stdout)
+    assert sum(p["ood"]["out_of_distribution"] for p in normal) <= 2  # 20 series like the training ones
+    trace = np.loadtxt(test)[0, 1:]
+    odd = tmp_path / "odd.txt"  # a flat line, and the first test series at 50 times its amplitude
+    odd.write_text("1 " + " ".join(["0.5"] * 48) + "\n1 " + " ".join(f"{50 * v:.4f}" for v in trace) + "\n")
+    flat, loud = (p["ood"] for p in json.loads(invoke("predict", bundle, odd, "--json").stdout))
+    assert flat["out_of_distribution"] and flat["reasons"][0] == "flat line: no signal"
+    assert loud["out_of_distribution"] and any(r.startswith("amplitude (standard deviation)") for r in loud["reasons"])
+    assert loud["score"] > loud["threshold"] == 0
+    assert "level, amplitude or roughness" in (bundle / "card.md").read_text()
     (tmp_path / "long.txt").write_text("1 " + " ".join(["0.1"] * 60) + "\n-1 " + " ".join(["0.2"] * 60) + "\n")
     result = invoke("evaluate", bundle, "--data", tmp_path / "long.txt", "--split", "all")
     assert result.exit_code == 2 and "shape" in result.output
