@@ -227,6 +227,8 @@ def recommend(
     if as_json:
         _print_json(result)
         return
+    for warning in result.get("warnings", []):
+        typer.echo(f"WARNING: {warning}")
     for item in result["recommended"]:
         because = "; ".join(f"{e['kind']} {e['code']} {e['description']}".strip() + (f" (visit {e['visit']})" if e["visit"] else "")
                             for e in item["evidence"]) or "no single code"  # fmt: skip

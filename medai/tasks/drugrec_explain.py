@@ -26,7 +26,8 @@ def recommend_patient(model, config: dict, patient: Patient, *, interaction_free
     Returns:
         ``recommended`` (class, name, probability, evidence), ``ranked`` (the ``top`` classes by probability),
         ``interactions`` (every interacting pair among the recommended classes, with names), ``threshold``,
-        ``interaction_free`` and, when set, ``removed_for_interactions``, plus ``unknown_codes`` (counts only).
+        ``interaction_free`` and, when set, ``removed_for_interactions``, plus ``unknown_codes`` (counts only) and
+        ``warnings`` (ignored codes; a history with no known code, whose recommendation is not personalised).
     """
     encoder = CodeEncoder.from_dict(config["encoder"])
     unknown: dict[str, int] = {}
@@ -39,7 +40,7 @@ def recommend_patient(model, config: dict, patient: Patient, *, interaction_free
     chosen = [labels[i] for i in order if row[i] >= threshold]
     graph = load_ddi(config["ddi"]["source"])
     result = {"visits": len(patient.visits), "threshold": threshold, "interaction_free": interaction_free,
-              "unknown_codes": unknown}  # fmt: skip
+              "unknown_codes": unknown, "warnings": _history_warnings(history, unknown)}  # fmt: skip
     if interaction_free:
         kept = make_interaction_free(chosen, [row[labels.index(c)] for c in chosen], graph)
         result["removed_for_interactions"] = [c for c in chosen if c not in kept]
@@ -53,6 +54,19 @@ def recommend_patient(model, config: dict, patient: Patient, *, interaction_free
     result["interactions"] = [{"classes": [a, b], "names": [names.get(a, ""), names.get(b, "")]}
                               for a, b in graph.interacting_pairs(chosen)]  # fmt: skip
     return result
+
+
+def _history_warnings(history: list[EncodedVisit], unknown: dict[str, int]) -> list[str]:
+    """What a clinician must know about the input: codes the model ignored, and a history it knows nothing of."""
+    ignored = {kind: count for kind, count in unknown.items() if count}
+    warnings = []
+    if ignored:
+        warnings.append(f"{sum(ignored.values())} code(s) unknown to the model were ignored ("
+                        + ", ".join(f"{kind} {count}" for kind, count in ignored.items()) + ").")
+    if not any(len(getattr(visit, kind)) for visit in history for kind in ("diagnoses", "procedures", "medications")):
+        warnings.append("No code of this patient is known to the model: these are the classes usual in the training "
+                        "data, not a personalised recommendation.")
+    return warnings
 
 
 def occlusion(model, config: dict, history: list[EncodedVisit], encoder: CodeEncoder, targets: list[int], top: int,

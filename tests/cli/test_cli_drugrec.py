@@ -61,7 +61,11 @@ def test_recommend_prints_classes_evidence_and_warnings(trained):
     free = runner.invoke(app, ["recommend", str(folder / "bundle"), "--patient", str(patient), "--interaction-free", "--json"])
     assert free.exit_code == 0 and json.loads(free.output)["interactions"] == []
     text = runner.invoke(app, ["recommend", str(folder / "bundle"), "--patient", str(patient)])
-    assert text.exit_code == 0 and "p=" in text.output
+    assert text.exit_code == 0 and "p=" in text.output and "WARNING: " not in text.output.split("WARNING interaction")[0]
+    patient.write_text(json.dumps(patient_json([{"diagnoses": ["ZZZ99"], "procedures": []}])))
+    text = runner.invoke(app, ["recommend", str(folder / "bundle"), "--patient", str(patient)])
+    assert text.output.startswith("WARNING: 1 code(s) unknown to the model were ignored (diagnoses 1).\n"
+                                  "WARNING: No code of this patient is known to the model")
 
 
 def test_recommend_names_a_wrong_patient_field(trained):

@@ -211,6 +211,11 @@ def test_recommend_gives_evidence_warnings_and_interaction_free_sets(trained):
     assert ranked == sorted(ranked, reverse=True)
     free = task.recommend(bundle, patient, interaction_free=True)
     assert not free["interactions"] and free["removed_for_interactions"]
+    assert result["warnings"] == []  # every code known
+    partly = task.recommend(bundle, patient_json([{"diagnoses": ["41401", "ZZZ99"], "procedures": ["0000"]}]))
+    assert partly["warnings"] == ["2 code(s) unknown to the model were ignored (diagnoses 1, procedures 1)."]
+    unknown = task.recommend(bundle, patient_json([{"diagnoses": ["ZZZ99"], "procedures": []}]))
+    assert unknown["warnings"][-1].startswith("No code of this patient is known to the model")
 
 
 def test_explain_writes_the_evidence_chart(trained, tmp_path):

@@ -354,7 +354,8 @@ function renderRecommendation(result, explainClass) {
       `${className({ class: pair.classes[0], name: pair.names[0] })} and ${className({ class: pair.classes[1], name: pair.names[1] })} are a known interacting pair. Review before prescribing both.`));
   }
   const unknown = Object.values(r.unknown_codes || {}).reduce((a, b) => a + b, 0);
-  if (unknown) left.append(h("p", { className: "warning" }, `${unknown} code(s) were not known to the model and were ignored.`));
+  if (r.warnings) r.warnings.forEach((text) => left.append(h("p", { className: "warning" }, text)));
+  else if (unknown) left.append(h("p", { className: "warning" }, `${unknown} code(s) were not known to the model and were ignored.`));
   left.append(h("h2", {}, `Recommended drug classes (${r.recommended.length})`));
   if (!r.recommended.length) left.append(h("p", {}, `No drug class reaches the decision threshold of ${percent(r.threshold)}.`));
   const list = h("ul", { className: "recommended" });
