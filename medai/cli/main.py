@@ -167,10 +167,14 @@ def predict(
         if "tasks" in result or "error" in result:
             typer.echo(_molecule_line(result))
             continue
-        probabilities = "  ".join(f"{k}={v:.3f}" for k, v in result.get("probabilities", {}).items())
         ood = result.get("ood") or {}
         warning = (f"  OUT OF DISTRIBUTION: {'; '.join(ood.get('reasons') or ['unlike the training data'])}"
                    if ood.get("out_of_distribution") else "")
+        if "forecast_hour" in result:  # a forecast: values, not a label
+            values = "  ".join(f"{k}={v:.4g}" for k, v in result["predictions"].items())
+            typer.echo(f"{result['input']}: forecast for hour {result['forecast_hour']}: {values}" + warning)
+            continue
+        probabilities = "  ".join(f"{k}={v:.3f}" for k, v in result.get("probabilities", {}).items())
         typer.echo(f"{result['input']}: {result['label']}" + (f"  ({probabilities})" if probabilities else "") + warning)
 
 

@@ -126,6 +126,7 @@ def fit(train: RawSeries, val: RawSeries, settings: ForecastingSettings, checkpo
     model = build_model(config)
     configs = [settings.trainer_config(i) for i in range(settings.ensemble)]
     fits = common.fit_members(model, sets[0], sets[1], configs, checkpoints=checkpoints)
+    config["ood"] = common.fit_ood(preprocessor.transform(train), preprocessor.transform(val))  # whole stays
     return model.eval(), config, {**combine_fits(fits), "regression": True, "train_samples_windows": len(sets[0])}
 
 
@@ -234,11 +235,15 @@ def predict(bundle: ModelBundle, inputs: list, split: str = "all", format: str =
         window, base = last_window(config, raw)
         predictions = common.outputs(bundle.model, window, "cpu") + base
         values = common.align(raw, preprocessor.variables_).values[:, :, columns]  # (n, T, targets)
+        flags = common.stay_ood_flags(config, common.stay_dataset(config, raw))
         for i, record_id in enumerate(raw.ids):
             last = [float(v[np.isfinite(v)][-1]) if np.isfinite(v).any() else None for v in values[i].T]
-            results.append({"input": str(record_id), "forecast_hour": int(raw.hours[-1]) + config["window"]["horizon"],
-                            "predictions": {t: float(p) for t, p in zip(config["targets"], predictions[i])},
-                            "last_observed": dict(zip(config["targets"], last))})
+            result = {"input": str(record_id), "forecast_hour": int(raw.hours[-1]) + config["window"]["horizon"],
+                      "predictions": {t: float(p) for t, p in zip(config["targets"], predictions[i])},
+                      "last_observed": dict(zip(config["targets"], last))}
+            if flags[i] is not None:  # bundles saved before forecasting had the check carry none
+                result["ood"] = flags[i]
+            results.append(result)
     return results
 
 

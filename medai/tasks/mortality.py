@@ -156,10 +156,7 @@ def fit(train: RawSeries, val: RawSeries, settings: MortalitySettings, checkpoin
     return model, config, combine_fits(fits)
 
 
-def transform(config: dict, raw: RawSeries):
-    """The Dataset a bundle's model reads: ``raw`` aligned to the training variables and preprocessed."""
-    preprocessor = TimeSeriesPreprocessor.from_dict(config["preprocessing"])
-    return preprocessor.transform(common.align(raw, preprocessor.variables_))
+transform = common.stay_dataset  # the Dataset a bundle's model reads: (config, raw) -> one record per stay
 
 
 def predict_proba(model, config: dict, raw: RawSeries, dataset=None) -> np.ndarray:
@@ -229,9 +226,7 @@ def predict(bundle: ModelBundle, inputs: list, split: str = "all", format: str =
         raw = common.load_for_bundle(bundle, item, split, format, labelled=False)
         dataset = transform(bundle.config, raw)
         probabilities = predict_proba(bundle.model, bundle.config, raw, dataset)
-        fitted = bundle.config["preprocessing"].get("fitted") or {}
-        flags = common.ood_flags(bundle.config.get("ood"), dataset, fitted.get("variables_"),
-                                 fitted.get("static_feature_names_"))
+        flags = common.stay_ood_flags(bundle.config, dataset)
         counts = common.report_counts(raw.report)
         for record_id, row, flag in zip(raw.ids, probabilities, flags):
             result = {"input": str(record_id), "label": bundle.label_names[int(np.argmax(row))], "risk": float(row[1]),

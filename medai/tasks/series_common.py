@@ -276,7 +276,7 @@ def ood_flags(state: dict | None, dataset: Dataset, variables: list[str] | None 
         reasons = []
         if score > threshold:
             if count == 0:
-                reasons.append("no time-series measurement at all: the risk rests on the static features alone")
+                reasons.append("no time-series measurement at all: the prediction rests on the static features alone")
             if len(names) == len(row):
                 reasons += [_feature_reason(names[j], row[j], j < len(variables or []))
                             for j in np.argsort(-np.abs(row))[:3] if abs(row[j]) >= 3]
@@ -284,6 +284,20 @@ def ood_flags(state: dict | None, dataset: Dataset, variables: list[str] | None 
         flags.append({"score": float(score), "threshold": threshold, "out_of_distribution": bool(score > threshold),
                       "reasons": reasons})
     return flags
+
+
+def stay_dataset(config: dict, raw: RawSeries) -> Dataset:
+    """``raw`` aligned to a bundle's training variables and preprocessed: one record per stay."""
+    from medai.transforms.timeseries import TimeSeriesPreprocessor
+
+    preprocessor = TimeSeriesPreprocessor.from_dict(config["preprocessing"])
+    return preprocessor.transform(align(raw, preprocessor.variables_))
+
+
+def stay_ood_flags(config: dict, dataset: Dataset) -> list[dict | None]:
+    """:func:`ood_flags` of a bundle's stays, the reasons naming its preprocessor's variables and static features."""
+    fitted = config["preprocessing"].get("fitted") or {}
+    return ood_flags(config.get("ood"), dataset, fitted.get("variables_"), fitted.get("static_feature_names_"))
 
 
 def _feature_reason(name: str, z: float, is_variable: bool) -> str:

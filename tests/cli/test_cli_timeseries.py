@@ -124,6 +124,9 @@ def test_forecasting_reports_each_variable_beside_locf(folders, tmp_path):
     assert result.exit_code == 0, result.output
     [forecast] = json.loads(result.stdout)
     assert forecast["forecast_hour"] == 48 and set(forecast["predictions"]) == {"HR", "MAP"}
+    assert {"score", "threshold", "out_of_distribution", "reasons"} <= set(forecast["ood"])
+    text = invoke("predict", bundle, folders[1] / "set-y" / "200001.txt")  # the text output has no label to print
+    assert text.exit_code == 0 and text.output.startswith("200001: forecast for hour 48: HR=")
     result = invoke("explain", bundle, folders[1] / "set-y" / "200001.txt", "--target", "MAP", "--out", tmp_path / "f.png")
     assert result.exit_code == 0, result.output and (tmp_path / "f.png").is_file()
 
