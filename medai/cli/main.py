@@ -170,6 +170,9 @@ def predict(
         ood = result.get("ood") or {}
         warning = (f"  OUT OF DISTRIBUTION: {'; '.join(ood.get('reasons') or ['unlike the training data'])}"
                    if ood.get("out_of_distribution") else "")
+        if "recommended" in result:  # a patient's medication classes
+            typer.echo("\n".join([f"{result['input']}:", *(f"  {line}" for line in _recommendation_lines(result))]))
+            continue
         if "forecast_hour" in result:  # a forecast: values, not a label
             values = "  ".join(f"{k}={v:.4g}" for k, v in result["predictions"].items())
             typer.echo(f"{result['input']}: forecast for hour {result['forecast_hour']}: {values}" + warning)
@@ -231,14 +234,19 @@ def recommend(
     if as_json:
         _print_json(result)
         return
-    for warning in result.get("warnings", []):
-        typer.echo(f"WARNING: {warning}")
+    for line in _recommendation_lines(result):
+        typer.echo(line)
+
+
+def _recommendation_lines(result: dict) -> list[str]:
+    """A recommendation as text: its warnings, each class with its evidence, then the interacting pairs."""
+    lines = [f"WARNING: {warning}" for warning in result.get("warnings", [])]
     for item in result["recommended"]:
         because = "; ".join(f"{e['kind']} {e['code']} {e['description']}".strip() + (f" (visit {e['visit']})" if e["visit"] else "")
                             for e in item["evidence"]) or "no single code"  # fmt: skip
-        typer.echo(f"{item['class']} {item['name']}  p={item['probability']:.3f}  because: {because}")
-    for pair in result["interactions"]:
-        typer.echo(f"WARNING interaction: {pair['classes'][0]} ({pair['names'][0]}) + {pair['classes'][1]} ({pair['names'][1]})")
+        lines.append(f"{item['class']} {item['name']}  p={item['probability']:.3f}  because: {because}")
+    return lines + [f"WARNING interaction: {pair['classes'][0]} ({pair['names'][0]}) + {pair['classes'][1]} "
+                    f"({pair['names'][1]})" for pair in result["interactions"]]
 
 
 @app.command()

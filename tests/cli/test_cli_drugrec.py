@@ -66,6 +66,8 @@ def test_recommend_prints_classes_evidence_and_warnings(trained):
     text = runner.invoke(app, ["recommend", str(folder / "bundle"), "--patient", str(patient)])
     assert text.output.startswith("WARNING: 1 code(s) unknown to the model were ignored (diagnoses 1).\n"
                                   "WARNING: No code of this patient is known to the model")
+    text = runner.invoke(app, ["predict", str(folder / "bundle"), str(patient)])  # predict prints the same
+    assert text.exit_code == 0 and text.output.startswith(f"{patient}:\n  WARNING: 1 code(s) unknown")
 
 
 def test_recommend_names_a_wrong_patient_field(trained):
