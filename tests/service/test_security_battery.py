@@ -48,6 +48,8 @@ def test_every_case_is_answered_4xx_with_a_clear_message_and_no_leak(battery):
     payloads = result["payloads"]  # case names carry a payload's number, never the payload next to a field name
     assert list(payloads) == [f"payload {i}" for i in range(1, len(payloads) + 1)]
     assert not any(p in c["case"] for c in result["cases"] for p in payloads.values())
+    kinds = service_bench().payload_kinds()  # what the bench prints instead of the strings
+    assert list(kinds) == list(payloads) and not any(p in k for k in kinds.values() for p in payloads.values())
 
 
 @pytest.mark.parametrize("kind", ["expired", "tampered_claims", "tampered_signature", "alg_none", "garbage",
