@@ -204,13 +204,15 @@ def intensity_reasons(images: np.ndarray, bounds: dict) -> list[list[str]]:
             for is_flat, more in zip(flat, found)]
 
 
-def ood_flags(bundle, matrix: np.ndarray, chunk: int | None = None) -> list[dict] | None:
+def ood_flags(bundle, matrix: np.ndarray, chunk: int | None = None,
+              values: dict[str, np.ndarray] | None = None) -> list[dict] | None:
     """Per-record out-of-distribution score and flag from the bundle's autoencoder (None when it has none).
 
     ``matrix`` is what the bundle's autoencoder reads (images, or the task's table encoding), one row per record;
     ``chunk`` is the autoencoder's inference chunk (default 256). A record is flagged when its reconstruction
     error exceeds the threshold or, for image bundles with an ``intensity`` range, when its brightness or
-    contrast lies outside the training images' range; ``reasons`` says which, in words.
+    contrast lies outside the training images' range, or, for bundles with column ``ranges`` and the records'
+    raw ``values`` by column, when a value lies outside its column's range; ``reasons`` says which, in words.
     """
     config = bundle.config.get("ood")
     if not config or bundle.path is None:
@@ -223,6 +225,9 @@ def ood_flags(bundle, matrix: np.ndarray, chunk: int | None = None) -> list[dict
     scores, flags = detector.flag(matrix, chunk=chunk)
     threshold = float(detector.threshold_)
     extra = intensity_reasons(matrix, config["intensity"]) if config.get("intensity") else [[] for _ in scores]
+    if config.get("ranges") and values is not None:
+        extra = [a + b for a, b in zip(extra, range_reasons(values, config["ranges"], len(scores),
+                                                             source="the training data"))]
     results = []
     for score, flag, more in zip(scores, flags, extra):
         reasons = [f"unlike the training inputs: reconstruction error {score:.4f} above the threshold {threshold:.4f}"

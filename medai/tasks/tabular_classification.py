@@ -33,7 +33,6 @@ from medai.tasks.common import (
     fit_ranges,
     ood_flags,
     out_of_fold_logits,
-    range_reasons,
     save_ood,
 )
 from medai.tasks.common import probabilities as torch_probabilities
@@ -356,13 +355,7 @@ def predict(bundle: ModelBundle, inputs: list, split: str = "all") -> list[dict]
     results = []
     for item in inputs:
         table = _table_for_bundle(bundle, item, split, require_target=False)
-        flags = ood_flags(bundle, ood_matrix(bundle.config, table)) or [None] * len(table)
-        ranges = (bundle.config.get("ood") or {}).get("ranges")
-        if ranges and flags and flags[0] is not None:  # name each value outside the training range
-            outside = range_reasons(table.columns, ranges, len(table), source="the training data")
-            for flag, more in zip(flags, outside):
-                flag["reasons"] += more
-                flag["out_of_distribution"] = flag["out_of_distribution"] or bool(more)
+        flags = ood_flags(bundle, ood_matrix(bundle.config, table), values=table.columns) or [None] * len(table)
         for record_id, row, flag in zip(table.ids, predict_proba(bundle.model, bundle.config, table), flags):
             best = int(np.argmax(row))
             result = {"input": str(record_id), "label": bundle.label_names[best],
