@@ -195,13 +195,20 @@ def fit_intensity_range(train_images: np.ndarray, val_images: np.ndarray, margin
 def intensity_reasons(images: np.ndarray, bounds: dict) -> list[list[str]]:
     """Per image, why its brightness or contrast lies outside ``bounds`` (empty: within). An image whose pixels all
     have one value is always flagged, even where some training images had almost no contrast."""
-    statistics = intensity_statistics(images)
-    flat = statistics["std"] <= FLAT
-    statistics["std"] = np.where(flat, np.nan, statistics["std"])  # said once, as "no contrast"
-    ranges = {name: bounds[name] for name in INTENSITY_NAMES if name in bounds}
-    found = range_reasons(statistics, ranges, len(images), source="the training images", labels=INTENSITY_NAMES)
-    return [(["no contrast: every pixel has the same value"] if is_flat else []) + more
-            for is_flat, more in zip(flat, found)]
+    return statistic_reasons(intensity_statistics(images), bounds, INTENSITY_NAMES, location="mean", spread="std",
+                             flat="no contrast: every pixel has the same value", source="the training images")
+
+
+def statistic_reasons(statistics: dict[str, np.ndarray], ranges: dict, labels: dict[str, str], *, location: str,
+                      spread: str, flat: str, source: str) -> list[list[str]]:
+    """Per record, the per-record ``statistics`` (those named in ``labels``) outside ``ranges``, in words. A record
+    whose ``spread`` is nil gets ``flat`` instead of a reason for each statistic that depends on the spread; its
+    ``location`` is still checked."""
+    is_flat = statistics[spread] <= FLAT
+    checked = {k: v if k == location else np.where(is_flat, np.nan, v) for k, v in statistics.items()}
+    found = range_reasons(checked, {k: ranges[k] for k in labels if k in ranges}, len(is_flat), source=source,
+                          labels=labels)
+    return [([flat] if f else []) + more for f, more in zip(is_flat, found)]
 
 
 def ood_flags(bundle, matrix: np.ndarray, chunk: int | None = None,

@@ -33,7 +33,7 @@ from medai.errors import InvalidInputError, check_choice
 from medai.models import NETWORKS
 from medai.tasks import series_card
 from medai.tasks import series_common as common
-from medai.tasks.common import FLAT, RANGE_MARGIN, combine_fits, fit_ranges, range_reasons, validation_metrics
+from medai.tasks.common import FLAT, RANGE_MARGIN, combine_fits, fit_ranges, statistic_reasons, validation_metrics
 from medai.tasks.ecg_data import augment, cross_fit_folds, hold_out_test, load_ecg, standardise
 
 TASK = "ecg-classification"
@@ -160,11 +160,8 @@ def fit_signal_check(inputs: np.ndarray, folds) -> dict:
 
 
 def _signal_reasons(statistics: dict[str, np.ndarray], ranges: dict) -> list[list[str]]:
-    n = len(statistics["level"])
-    flat = statistics["amplitude"] <= FLAT
-    found = range_reasons({k: np.where(flat, np.nan, v) if k != "level" else v for k, v in statistics.items()},
-                          ranges, n, source="the training series", labels=SIGNAL_NAMES)
-    return [(["flat line: no signal"] if is_flat else []) + more for is_flat, more in zip(flat, found)]
+    return statistic_reasons(statistics, ranges, SIGNAL_NAMES, location="level", spread="amplitude",
+                             flat="flat line: no signal", source="the training series")
 
 
 def signal_flags(config: dict, inputs: np.ndarray) -> list[dict] | None:
