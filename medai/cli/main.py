@@ -152,7 +152,8 @@ def predict(
     smiles: Annotated[Optional[list[str]], typer.Option("--smiles", help="Molecules: a SMILES to predict (repeatable).")] = None,
     as_json: JsonFlag = False,
 ):
-    """Predict the label and class probabilities of each input."""
+    """Predict each input: label and calibrated probabilities (forecast values for forecasters, drug classes for
+    recommenders), with an OUT OF DISTRIBUTION warning and its reasons where the input is unlike the training data."""
     from medai import api
     from medai.cli.errors import fail
 

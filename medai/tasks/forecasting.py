@@ -234,8 +234,9 @@ def predict(bundle: ModelBundle, inputs: list, split: str = "all", format: str =
         raw = common.load_for_bundle(bundle, item, split, format, labelled=False)
         window, base = last_window(config, raw)
         predictions = common.outputs(bundle.model, window, "cpu") + base
-        values = common.align(raw, preprocessor.variables_).values[:, :, columns]  # (n, T, targets)
-        flags = common.stay_ood_flags(config, common.stay_dataset(config, raw))
+        aligned = common.align(raw, preprocessor.variables_)
+        values = aligned.values[:, :, columns]  # (n, T, targets)
+        flags = common.stay_ood_flags(config, preprocessor.transform(aligned))
         for i, record_id in enumerate(raw.ids):
             last = [float(v[np.isfinite(v)][-1]) if np.isfinite(v).any() else None for v in values[i].T]
             result = {"input": str(record_id), "forecast_hour": int(raw.hours[-1]) + config["window"]["horizon"],
